@@ -1,0 +1,3 @@
+//! One module per `ferrite` subcommand.
+
+pub mod data;

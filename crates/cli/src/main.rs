@@ -1,0 +1,43 @@
+//! The `ferrite` command line.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+mod dataset_args;
+mod output;
+
+/// ferrite: facial expression recognition on small (48x48) gray faces.
+///
+/// Train, evaluate and run a compact CNN on FER2013, FERPlus or your own folder of faces.
+#[derive(Debug, Parser)]
+#[command(name = "ferrite", version, propagate_version = true)]
+#[command(
+    after_help = "Examples:\n  ferrite data stats --fer2013 fer2013.csv.gz\n  ferrite data stats --fer2013 fer2013.csv.gz --ferplus fer2013new.csv --json\n  ferrite data check --images my_faces/"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Look at, validate and export datasets (FER2013, FERPlus, image folders).
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(c) => cmd::data::run(c),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

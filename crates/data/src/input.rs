@@ -1,0 +1,96 @@
+//! Opening text inputs that may be plain or gzip-compressed, decided by content.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+
+use crate::problem::DataError;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const BUFFER: usize = 1 << 20;
+
+/// Opens `path` for line reading, decompressing it when it starts with the gzip magic
+/// bytes (whatever its name says).
+pub fn open_text(path: &Path) -> Result<Box<dyn BufRead + Send>, DataError> {
+    if path.is_dir() {
+        return Err(DataError::fatal(path, "is a folder; expected a CSV file"));
+    }
+    let file = File::open(path).map_err(|e| DataError::fatal(path, format!("cannot open: {e}")))?;
+    let mut reader = BufReader::with_capacity(BUFFER, file);
+    let head = reader
+        .fill_buf()
+        .map_err(|e| DataError::fatal(path, format!("cannot read: {e}")))?;
+    if head.starts_with(&GZIP_MAGIC) {
+        Ok(Box::new(BufReader::with_capacity(
+            BUFFER,
+            MultiGzDecoder::new(reader),
+        )))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// Reads one line (without its `\n` or `\r\n`) into `buf`. Returns false at end of input.
+/// A failed read names the line it happened after, and says plainly when a gzip stream
+/// is cut short.
+pub fn read_line(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    path: &Path,
+    lines_read: usize,
+) -> Result<bool, DataError> {
+    buf.clear();
+    match reader.read_until(b'\n', buf) {
+        Ok(0) => Ok(false),
+        Ok(_) => {
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            Ok(true)
+        }
+        Err(e) => Err(DataError::fatal(path, describe_read_error(&e, lines_read))),
+    }
+}
+
+fn describe_read_error(e: &io::Error, lines_read: usize) -> String {
+    let what = match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            "the compressed stream ends early: the file is truncated".to_string()
+        }
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+            format!("the compressed data is corrupt ({e})")
+        }
+        _ => e.to_string(),
+    };
+    format!("read failed after line {lines_read}: {what}")
+}
+
+/// Splits a CSV line on commas and strips one pair of surrounding double quotes from each
+/// field. Neither file format ferrite reads has commas or quotes inside fields.
+pub fn split_fields(line: &[u8]) -> Vec<&[u8]> {
+    line.split(|&b| b == b',').map(unquote).collect()
+}
+
+fn unquote(field: &[u8]) -> &[u8] {
+    let f = field.trim_ascii();
+    if f.len() >= 2 && f[0] == b'"' && f[f.len() - 1] == b'"' {
+        &f[1..f.len() - 1]
+    } else {
+        f
+    }
+}
+
+/// A short, printable rendering of raw bytes for error messages.
+pub fn show(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.chars().count() > 40 {
+        format!("{}...", text.chars().take(40).collect::<String>())
+    } else {
+        text.into_owned()
+    }
+}

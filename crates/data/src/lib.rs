@@ -1,0 +1,27 @@
+//! ferrite's data layer.
+//!
+//! Every source (FER2013 CSV, FERPlus votes, image folders) is loaded into one
+//! [`Dataset`]: 48x48 u8 face planes with class labels, grouped into splits. The training
+//! input pipeline ([`augment`], [`loader`]) turns splits into augmented f32 batches on
+//! worker threads.
+
+pub mod atomic;
+pub mod augment;
+pub mod check;
+pub mod classes;
+pub mod dataset;
+pub mod export;
+pub mod face;
+pub mod fer2013;
+pub mod ferplus;
+pub mod folder;
+mod input;
+pub mod loader;
+pub mod problem;
+pub mod sheet;
+pub mod source;
+
+pub use classes::Emotion;
+pub use dataset::{Dataset, Origin, Samples, Split, SplitRole};
+pub use problem::{DataError, Problem, Problems};
+pub use source::DataSource;
