@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::{ArgGroup, Args, ValueEnum};
 use ferrite_data::DataSource;
 use ferrite_data::ferplus::LabelMode;
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Dataset (give --fer2013, --fer2013 with --ferplus, or --images)")]
+#[command(group(ArgGroup::new("dataset").required(true).args(["fer2013", "images"])))]
 pub struct DatasetArgs {
     /// The Kaggle fer2013.csv, plain or gzip-compressed (detected by content).
     #[arg(
@@ -19,7 +20,7 @@ pub struct DatasetArgs {
     pub fer2013: Option<PathBuf>,
 
     /// FERPlus votes (fer2013new.csv): 8-class labels for the fer2013.csv rows.
-    #[arg(long, value_name = "VOTES_CSV", requires = "fer2013")]
+    #[arg(long, value_name = "VOTES_CSV", requires = "fer2013", conflicts_with = "images")]
     pub ferplus: Option<PathBuf>,
 
     /// How FERPlus votes become labels.

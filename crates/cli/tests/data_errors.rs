@@ -1,0 +1,90 @@
+//! `ferrite data` on small hand-made inputs: clear errors and exit codes.
+
+mod common;
+
+use common::*;
+
+fn pixels(n: usize) -> String {
+    vec!["128"; n].join(" ")
+}
+
+#[test]
+fn check_lists_every_bad_row_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    let content = format!(
+        "emotion,pixels,Usage\n0,{},Training\n9,{},Training\n1,{},PublicTest\n2,{},Nowhere\n",
+        pixels(2304),
+        pixels(2304),
+        pixels(2303),
+        pixels(2304)
+    );
+    std::fs::write(&csv, content).unwrap();
+    let out = ferrite(&["data", "check", "--fer2013", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("line 3: emotion label `9` is out of range"), "{text}");
+    assert!(text.contains("line 4: expected 2304 pixel values, found 2303"), "{text}");
+    assert!(text.contains("line 5: unknown Usage `Nowhere`"), "{text}");
+    assert!(text.contains("invalid: 4 entries checked, 3 problem(s)"), "{text}");
+
+    // Loading commands refuse the file and point at `data check`.
+    let out = ferrite(&["data", "stats", "--fer2013", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3 invalid entries") && err.contains("bad.csv: line 3"), "{err}");
+}
+
+#[test]
+fn missing_file_and_wrong_votes_file_are_named() {
+    let out = ferrite(&["data", "stats", "--fer2013", "/no/such/fer2013.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/fer2013.csv: cannot open"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("fer.csv");
+    std::fs::write(&csv, format!("emotion,pixels,Usage\n3,{},Training\n", pixels(2304))).unwrap();
+    let votes = dir.path().join("votes.csv");
+    std::fs::write(&votes, "a,b,c\n").unwrap();
+    let out = ferrite(&["data", "stats", "--fer2013", csv.to_str().unwrap(), "--ferplus", votes.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("votes.csv: line 1: expected the FERPlus header"), "{err}");
+}
+
+#[test]
+fn ferplus_rows_must_line_up_with_fer2013() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("fer.csv");
+    std::fs::write(&csv, format!("emotion,pixels,Usage\n3,{p},Training\n3,{p},PublicTest\n", p = pixels(2304))).unwrap();
+    let votes = dir.path().join("votes.csv");
+    let header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n";
+    std::fs::write(&votes, format!("{header}Training,fer0000000.png,0,10,0,0,0,0,0,0,0,0\nTraining,fer0000001.png,10,0,0,0,0,0,0,0,0,0\n")).unwrap();
+    let out = ferrite(&["data", "check", "--fer2013", csv.to_str().unwrap(), "--ferplus", votes.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("line 3: Usage is Training but fer2013.csv row 1 is PublicTest"), "{text}");
+}
+
+#[test]
+fn folder_stats_report_unreadable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let happy = dir.path().join("train/happy");
+    std::fs::create_dir_all(&happy).unwrap();
+    image::GrayImage::from_pixel(60, 60, image::Luma([90])).save(happy.join("a.png")).unwrap();
+    std::fs::write(happy.join("b.jpg"), b"garbage").unwrap();
+    let out = ferrite(&["data", "stats", "--images", dir.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["splits"]["train"]["classes"]["happy"], 1);
+    assert_eq!(json["skipped"], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("b.jpg: cannot decode image"));
+}
+
+#[test]
+fn dataset_options_are_validated_by_the_parser() {
+    // --ferplus needs --fer2013; --fer2013 and --images exclude each other.
+    assert_eq!(ferrite(&["data", "stats", "--ferplus", "x.csv", "--images", "d"]).status.code(), Some(2));
+    assert_eq!(ferrite(&["data", "stats", "--fer2013", "x.csv", "--images", "d"]).status.code(), Some(2));
+    assert_eq!(ferrite(&["data", "stats"]).status.code(), Some(2));
+}
