@@ -26,12 +26,18 @@ enum Command {
     /// Look at, validate and export datasets (FER2013, FERPlus, image folders).
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
+    /// Show a network's layers, parameters and multiply-adds (or a model file's metadata).
+    Info(cmd::info::InfoArgs),
+    /// Train a network (ferrite, mini-xception, vgg13) on a dataset.
+    Train(cmd::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(c) => cmd::data::run(c),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Info(a) => cmd::info::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

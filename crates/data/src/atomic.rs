@@ -16,6 +16,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".ferrite-tmp-")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    // tempfile creates 0600 files; what we write is the user's ordinary output.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     // Make the rename itself durable.

@@ -85,7 +85,7 @@ impl Default for AugmentConfig {
             shift: 0.0,
             brightness: 0.2,
             contrast: 0.2,
-            erase_prob: 0.5,
+            erase_prob: 0.25,
         }
     }
 }

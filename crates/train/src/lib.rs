@@ -1,0 +1,12 @@
+//! ferrite's training, evaluation and metrics.
+
+pub mod checkpoint;
+pub mod config;
+pub mod eval;
+pub mod metrics;
+pub mod plot;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use trainer::{Outcome, TrainData, train};

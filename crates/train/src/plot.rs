@@ -1,0 +1,82 @@
+//! Pictures of results: training curves and confusion matrices, drawn with plotters into
+//! an in-memory buffer and saved as PNG with an embedded font (DejaVu Sans), so that
+//! nothing depends on the fonts of the machine.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::trainer::EpochMetrics;
+
+const FONT: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).unwrap_or_else(|_| panic!("the embedded DejaVu Sans font is invalid"));
+    });
+}
+
+/// Saves an RGB buffer drawn by plotters as PNG, atomically.
+fn save_rgb(buffer: Vec<u8>, width: u32, height: u32, path: &Path) -> Result<(), String> {
+    let img = image::RgbImage::from_raw(width, height, buffer).ok_or("plot buffer has the wrong size")?;
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    ferrite_data::atomic::write_atomic(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> String {
+    format!("{e:?}")
+}
+
+/// Loss and accuracy per epoch, training and validation, side by side.
+pub fn curves(history: &[EpochMetrics], val_name: &str, path: &Path) -> Result<(), String> {
+    register_font();
+    let (w, h) = (1100u32, 420u32);
+    let mut buffer = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let panels = root.split_evenly((1, 2));
+        let epochs = history.len().max(2) as f64;
+        let series = [
+            ("loss", history.iter().map(|m| (m.train_loss, m.val_loss)).collect::<Vec<_>>()),
+            ("accuracy", history.iter().map(|m| (m.train_accuracy, m.val_accuracy)).collect::<Vec<_>>()),
+        ];
+        for (panel, (name, values)) in panels.iter().zip(series) {
+            let lo = values.iter().flat_map(|&(a, b)| [a, b]).fold(f64::INFINITY, f64::min);
+            let hi = values.iter().flat_map(|&(a, b)| [a, b]).fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, 1.0) };
+            let pad = (hi - lo) * 0.05;
+            let mut chart = ChartBuilder::on(panel)
+                .caption(name, (FONT, 20))
+                .margin(12)
+                .x_label_area_size(35)
+                .y_label_area_size(55)
+                .build_cartesian_2d(1f64..epochs, (lo - pad)..(hi + pad))
+                .map_err(err)?;
+            chart.configure_mesh().x_desc("epoch").label_style((FONT, 13)).draw().map_err(err)?;
+            for (label, color, pick) in [("train", BLUE, 0usize), (val_name, RED, 1)] {
+                let points: Vec<(f64, f64)> =
+                    values.iter().enumerate().map(|(i, &(a, b))| ((i + 1) as f64, if pick == 0 { a } else { b })).collect();
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                    .map_err(err)?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled()))).map_err(err)?;
+            }
+            chart
+                .configure_series_labels()
+                .label_font((FONT, 13))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    save_rgb(buffer, w, h, path)
+}

@@ -1,0 +1,342 @@
+//! The training loop. Reads top to bottom: set up (or resume), then for each epoch train
+//! on shuffled augmented batches, validate, log, keep the best model and checkpoint.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use ferrite_data::Samples;
+use ferrite_data::augment::{Normalization, sample_seed};
+use ferrite_data::face::SIDE;
+use ferrite_data::loader::{Batch, Loader, LoaderConfig};
+use ferrite_model::{ArchConfig, ModelMeta, Network};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, RunState};
+use crate::config::{OptimizerKind, TrainConfig};
+use crate::eval::{Tta, argmax, predict_samples};
+use crate::metrics::Confusion;
+use crate::schedule::Schedule;
+
+/// What a run trains and selects on.
+pub struct TrainData {
+    pub dataset: String,
+    pub classes: Vec<String>,
+    pub train: Arc<Samples>,
+    pub val: Arc<Samples>,
+    /// Name of the validation split (e.g. "PublicTest").
+    pub val_name: String,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub val_macro_f1: f64,
+    pub lr: f64,
+    pub train_images_per_second: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped by the user; `last.ckpt` holds the position.
+    Interrupted,
+}
+
+pub const CHECKPOINT: &str = "last.ckpt";
+pub const BEST: &str = "best.safetensors";
+pub const METRICS: &str = "metrics.jsonl";
+pub const CONFIG: &str = "config.json";
+pub const CURVES: &str = "curves.png";
+
+/// Trains into `out`. With `resume`, continues the run whose `last.ckpt` is in `out`
+/// (its saved configuration wins over `config`, except for the number of epochs).
+///
+/// `stop` is asked after every optimiser step (with the number of steps taken); when it
+/// says yes, the run saves its exact position and returns [`Outcome::Interrupted`].
+pub fn train(
+    data: &TrainData,
+    config: TrainConfig,
+    out: &Path,
+    resume: bool,
+    device: &Device,
+    stop: &dyn Fn(usize) -> bool,
+) -> Result<Outcome, String> {
+    let device = device.clone().autodiff();
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
+    let ckpt_path = out.join(CHECKPOINT);
+
+    let batches_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let (config, arch, mut state, mut net, mut optim) = if resume {
+        let c = checkpoint::load(&ckpt_path, &device, new_optimizer(&config))?;
+        let mut saved = c.config;
+        if saved.epochs != config.epochs {
+            // Extending a run: stretch the schedule over the new length.
+            saved.epochs = config.epochs;
+        }
+        let mut state = c.state;
+        state.schedule.total_steps = saved.epochs * batches_per_epoch;
+        eprintln!("resuming {} at epoch {} (step {})", out.display(), state.epochs_done + 1, state.step);
+        (saved, c.arch, state, c.net, c.optimizer)
+    } else {
+        if ckpt_path.exists() {
+            return Err(format!("{} already holds a run; use --resume {0} to continue it, or another --out", out.display()));
+        }
+        let mut arch = ArchConfig::new(config.arch, data.classes.len());
+        if let Some(p) = config.dropout {
+            arch.dropout = p;
+        }
+        device.seed(config.seed);
+        let net = arch.init(&device);
+        let total = config.epochs * batches_per_epoch;
+        let warmup = (config.warmup_epochs * batches_per_epoch as f64) as usize;
+        let schedule = Schedule::new(config.schedule, config.lr, total, warmup, config.patience);
+        let state = RunState { epochs_done: 0, step: 0, schedule, best_val_accuracy: -1.0, best_epoch: 0, partial: None };
+        let optim = new_optimizer(&config);
+        (config, arch, state, net, optim)
+    };
+    write_config(out, &config, &arch, data)?;
+    let mut history = read_history(out, state.epochs_done)?;
+
+    let norm = Normalization::default();
+    let class_weights = config.class_weights.then(|| inverse_frequency(&data.train, data.classes.len()));
+    let show_bar = std::io::stderr().is_terminal();
+
+    for epoch in state.epochs_done..config.epochs {
+        let loader = Loader::new(
+            data.train.clone(),
+            data.classes.len(),
+            LoaderConfig {
+                batch_size: config.batch_size,
+                shuffle: true,
+                augment: Some(config.augment),
+                normalization: norm,
+                seed: config.seed,
+                epoch: epoch as u64,
+                workers: 1,
+                prefetch: 4,
+                drop_last: false,
+            },
+        );
+        let mut run = state.partial.take().unwrap_or_default();
+        let bar = progress_bar(show_bar, loader.batches() as u64, epoch, config.epochs);
+        bar.set_position(run.batches as u64);
+        let started = Instant::now();
+        let seconds_before = run.seconds;
+        let skip = run.batches;
+        for batch in loader.skip(skip) {
+            // Dropout draws from the device RNG: seed it per step, so that a run resumed
+            // mid-epoch draws exactly what the uninterrupted run would have.
+            device.seed(sample_seed(config.seed, u64::MAX, state.step as u64));
+            let lr = state.schedule.lr(state.step);
+            let (loss, correct) = step(&mut net, &mut optim, &batch, lr, data.classes.len(), &config, class_weights.as_deref(), &device);
+            state.step += 1;
+            run.batches += 1;
+            run.seen += batch.len;
+            run.correct += correct;
+            run.loss_sum += loss * batch.len as f64;
+            run.seconds = seconds_before + started.elapsed().as_secs_f64();
+            bar.set_message(format!("loss {:.3} acc {:.3} lr {lr:.2e}", run.loss_sum / run.seen as f64, run.correct as f64 / run.seen as f64));
+            bar.inc(1);
+            if stop(state.step) {
+                bar.abandon();
+                state.partial = Some(run);
+                state.epochs_done = epoch;
+                checkpoint::save(&ckpt_path, &config, &arch, &state, &net, &optim)?;
+                eprintln!("interrupted: saved {} (resume with --resume {})", ckpt_path.display(), out.display());
+                return Ok(Outcome::Interrupted);
+            }
+        }
+        bar.finish_and_clear();
+
+        let valid = net.valid();
+        let (val_loss, confusion) = validate(&valid, &data.val, data.classes.len(), &norm, &device.clone().without_autodiff());
+        state.schedule.end_epoch(val_loss);
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: run.loss_sum / run.seen.max(1) as f64,
+            train_accuracy: run.correct as f64 / run.seen.max(1) as f64,
+            val_loss,
+            val_accuracy: confusion.accuracy(),
+            val_macro_f1: confusion.macro_f1(),
+            lr: state.schedule.lr(state.step.saturating_sub(1)),
+            train_images_per_second: run.seen as f64 / run.seconds.max(1e-9),
+            seconds: run.seconds,
+        };
+        eprintln!(
+            "epoch {:>3}/{}  train loss {:.4} acc {:.4}  {} loss {:.4} acc {:.4} macro-F1 {:.4}  lr {:.2e}  {:.0} img/s  {:.0} s",
+            m.epoch, config.epochs, m.train_loss, m.train_accuracy, data.val_name, m.val_loss, m.val_accuracy, m.val_macro_f1, m.lr,
+            m.train_images_per_second, m.seconds
+        );
+        state.epochs_done = epoch + 1;
+        if m.val_accuracy > state.best_val_accuracy {
+            state.best_val_accuracy = m.val_accuracy;
+            state.best_epoch = epoch + 1;
+            let mut meta = ModelMeta::new(arch.clone(), data.classes.clone(), &data.dataset);
+            meta.normalization = norm;
+            meta.val_split = Some(data.val_name.clone());
+            meta.val_accuracy = Some(m.val_accuracy);
+            meta.epochs = epoch + 1;
+            ferrite_model::file::save(&out.join(BEST), &valid, &meta).map_err(|e| e.to_string())?;
+        }
+        history.push(m);
+        write_history(out, &history)?;
+        checkpoint::save(&ckpt_path, &config, &arch, &state, &net, &optim)?;
+        if let Err(e) = crate::plot::curves(&history, &data.val_name, &out.join(CURVES)) {
+            eprintln!("warning: cannot draw {}: {e}", CURVES);
+        }
+    }
+    eprintln!(
+        "done: best {} accuracy {:.4} at epoch {}; model in {}",
+        data.val_name,
+        state.best_val_accuracy,
+        state.best_epoch,
+        out.join(BEST).display()
+    );
+    Ok(Outcome::Finished)
+}
+
+fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    match config.optimizer {
+        OptimizerKind::AdamW => AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(config.weight_decay as f32).init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_momentum(Some(MomentumConfig { momentum: config.momentum, dampening: 0.0, nesterov: true }))
+            .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig { penalty: config.weight_decay as f32 }))
+            .init(),
+    }
+}
+
+/// One optimiser step on one batch. Returns the batch's mean loss and its correct count.
+fn step(
+    net: &mut Network,
+    optim: &mut ModuleOptimizer,
+    batch: &Batch,
+    lr: f64,
+    classes: usize,
+    config: &TrainConfig,
+    class_weights: Option<&[f32]>,
+    device: &Device,
+) -> (f64, usize) {
+    let n = batch.len;
+    let x = Tensor::<4>::from_data(TensorData::new(batch.images.clone(), [n, 1, SIDE, SIDE]), device);
+    let targets = soft_targets(batch, classes, config.label_smoothing);
+    let targets = Tensor::<2>::from_data(TensorData::new(targets, [n, classes]), device);
+    let logits = net.forward(x);
+    let per_sample: Tensor<1> = (log_softmax(logits.clone(), 1) * targets).sum_dim(1).reshape([n]).neg();
+    let loss = match class_weights {
+        Some(w) => {
+            let weights: Vec<f32> = batch.labels.iter().map(|&l| w[l as usize]).collect();
+            let total: f32 = weights.iter().sum();
+            let weights = Tensor::<1>::from_data(TensorData::new(weights, [n]), device);
+            (per_sample * weights).sum().div_scalar(total)
+        }
+        None => per_sample.mean(),
+    };
+    let predicted: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("argmax indices");
+    let correct = predicted.iter().zip(&batch.labels).filter(|(p, l)| **p == **l as i64).count();
+    let loss_value = loss.clone().into_scalar::<f32>() as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), net);
+    *net = optim.step(lr, net.clone(), grads);
+    (loss_value, correct)
+}
+
+/// Training targets: the one-hot label (or the vote distribution), smoothed towards uniform.
+pub fn soft_targets(batch: &Batch, classes: usize, smoothing: f64) -> Vec<f32> {
+    let eps = smoothing as f32;
+    let mut t = vec![eps / classes as f32; batch.len * classes];
+    for i in 0..batch.len {
+        let row = &mut t[i * classes..(i + 1) * classes];
+        match &batch.soft {
+            Some(soft) => {
+                for (c, v) in row.iter_mut().enumerate() {
+                    *v += (1.0 - eps) * soft[i * classes + c];
+                }
+            }
+            None => row[batch.labels[i] as usize] += 1.0 - eps,
+        }
+    }
+    t
+}
+
+/// Class weights `n / (classes * count)`, so that every class counts equally in the loss.
+fn inverse_frequency(samples: &Samples, classes: usize) -> Vec<f32> {
+    let counts = samples.class_counts(classes);
+    counts.iter().map(|&c| if c == 0 { 0.0 } else { samples.len() as f32 / (classes as f32 * c as f32) }).collect()
+}
+
+/// Validation loss (plain cross-entropy) and confusion matrix.
+pub fn validate(net: &Network, val: &Samples, classes: usize, norm: &Normalization, device: &Device) -> (f64, Confusion) {
+    let probs = predict_samples(net, val, norm, Tta::None, 256, device, |_| {});
+    let mut confusion = Confusion::new(classes);
+    let mut loss = 0.0;
+    for (i, p) in probs.iter().enumerate() {
+        let truth = val.label(i) as usize;
+        confusion.add(truth, argmax(p));
+        loss -= (p[truth].max(1e-12) as f64).ln();
+    }
+    (loss / probs.len().max(1) as f64, confusion)
+}
+
+fn progress_bar(visible: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+    bar
+}
+
+fn write_config(out: &Path, config: &TrainConfig, arch: &ArchConfig, data: &TrainData) -> Result<(), String> {
+    let json = serde_json::json!({
+        "train": config,
+        "arch": arch,
+        "dataset": data.dataset,
+        "classes": data.classes,
+        "train_images": data.train.len(),
+        "val_split": data.val_name,
+        "val_images": data.val.len(),
+    });
+    let text = serde_json::to_string_pretty(&json).expect("config serialises");
+    ferrite_data::atomic::write_atomic(&out.join(CONFIG), text.as_bytes()).map_err(|e| format!("{}: {e}", out.join(CONFIG).display()))
+}
+
+/// The metrics of the epochs a checkpoint covers (lines past it, from an epoch that did
+/// not finish its checkpoint, are dropped: that epoch runs again).
+fn read_history(out: &Path, epochs_done: usize) -> Result<Vec<EpochMetrics>, String> {
+    let path = out.join(METRICS);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    text.lines()
+        .take(epochs_done)
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1)))
+        .collect()
+}
+
+fn write_history(out: &Path, history: &[EpochMetrics]) -> Result<(), String> {
+    let mut text = Vec::new();
+    for m in history {
+        serde_json::to_writer(&mut text, m).expect("metrics serialise");
+        text.write_all(b"\n").expect("write to memory");
+    }
+    let path: PathBuf = out.join(METRICS);
+    ferrite_data::atomic::write_atomic(&path, &text).map_err(|e| format!("{}: {e}", path.display()))
+}
