@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
@@ -78,11 +78,25 @@ impl ArchConfig {
     }
 
     pub fn init(&self, device: &Device) -> Network {
-        match self.arch {
+        let net = match self.arch {
             ArchKind::Ferrite => Network::Ferrite(FerriteNet::new(self, device)),
             ArchKind::MiniXception => Network::MiniXception(MiniXception::new(self, device)),
             ArchKind::Vgg13 => Network::Vgg13(Vgg13::new(self, device)),
-        }
+        };
+        net.map(&mut PositionalIds(0))
+    }
+}
+
+/// Numbers the parameters 1, 2, 3... in module order. Optimiser state is keyed by
+/// parameter id, and burn draws fresh random ids for every new network: with positional
+/// ids, the state saved in a checkpoint still matches the network rebuilt to resume it.
+struct PositionalIds(u64);
+
+impl ModuleMapper for PositionalIds {
+    fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        self.0 += 1;
+        param.id = ParamId::from(self.0);
+        param
     }
 }
 
@@ -101,6 +115,33 @@ impl Network {
             Network::Ferrite(n) => n.forward(x),
             Network::MiniXception(n) => n.forward(x),
             Network::Vgg13(n) => n.forward(x),
+        }
+    }
+
+    /// Commits batch norm's pending running-statistics update. burn keeps the latest update
+    /// of a running mean/variance aside until the next one; without this, a checkpoint or
+    /// model file would hold statistics one training step old.
+    pub fn sync_running_stats(&self) {
+        let norms: Vec<&BatchNorm> = match self {
+            Network::Ferrite(n) => {
+                let mut v: Vec<&BatchNorm> = n.stem.iter().chain(&n.stage1).map(|l| &l.bn).collect();
+                for (entry, res) in [(&n.stage2_in, &n.stage2), (&n.stage3_in, &n.stage3)] {
+                    v.extend([&entry.bn, &res.a.bn, &res.bn]);
+                }
+                v
+            }
+            Network::MiniXception(n) => {
+                let mut v: Vec<&BatchNorm> = n.base.iter().map(|l| &l.bn).collect();
+                for m in &n.modules {
+                    v.extend([&m.shortcut_bn, &m.sep1.bn, &m.sep2.bn]);
+                }
+                v
+            }
+            Network::Vgg13(_) => Vec::new(),
+        };
+        for bn in norms {
+            bn.running_mean.value_sync();
+            bn.running_var.value_sync();
         }
     }
 

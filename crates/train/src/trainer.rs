@@ -132,6 +132,7 @@ pub fn train(
                 drop_last: false,
             },
         );
+        let loader_batches = loader.batches();
         let mut run = state.partial.take().unwrap_or_default();
         let bar = progress_bar(show_bar, loader.batches() as u64, epoch, config.epochs);
         bar.set_position(run.batches as u64);
@@ -152,8 +153,21 @@ pub fn train(
             run.seconds = seconds_before + started.elapsed().as_secs_f64();
             bar.set_message(format!("loss {:.3} acc {:.3} lr {lr:.2e}", run.loss_sum / run.seen as f64, run.correct as f64 / run.seen as f64));
             bar.inc(1);
+            if !show_bar && run.batches % (loader_batches / 10).max(1) == 0 {
+                eprintln!(
+                    "epoch {}/{} batch {}/{}  loss {:.4} acc {:.4}  lr {lr:.2e}  {:.0} img/s",
+                    epoch + 1,
+                    config.epochs,
+                    run.batches,
+                    loader_batches,
+                    run.loss_sum / run.seen as f64,
+                    run.correct as f64 / run.seen as f64,
+                    run.seen as f64 / run.seconds.max(1e-9)
+                );
+            }
             if stop(state.step) {
                 bar.abandon();
+                net.sync_running_stats();
                 state.partial = Some(run);
                 state.epochs_done = epoch;
                 checkpoint::save(&ckpt_path, &config, &arch, &state, &net, &optim)?;
@@ -162,6 +176,7 @@ pub fn train(
             }
         }
         bar.finish_and_clear();
+        net.sync_running_stats();
 
         let valid = net.valid();
         let (val_loss, confusion) = validate(&valid, &data.val, data.classes.len(), &norm, &device.clone().without_autodiff());
