@@ -26,6 +26,8 @@ enum Command {
     /// Look at, validate and export datasets (FER2013, FERPlus, image folders).
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
+    /// Score a model on a labelled split (accuracy, macro-F1, confusion matrix).
+    Eval(cmd::eval::EvalArgs),
     /// Show a network's layers, parameters and multiply-adds (or a model file's metadata).
     Info(cmd::info::InfoArgs),
     /// Train a network (ferrite, mini-xception, vgg13) on a dataset.
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Data(c) => cmd::data::run(c),
         Command::Train(a) => cmd::train::run(a),
         Command::Info(a) => cmd::info::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

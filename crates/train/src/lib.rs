@@ -6,6 +6,7 @@ pub mod eval;
 pub mod metrics;
 pub mod plot;
 pub mod schedule;
+pub mod score;
 pub mod trainer;
 
 pub use config::TrainConfig;

@@ -80,3 +80,43 @@ pub fn curves(history: &[EpochMetrics], val_name: &str, path: &Path) -> Result<(
     }
     save_rgb(buffer, w, h, path)
 }
+
+/// A confusion matrix as a picture: rows are true classes, columns predictions, each cell
+/// shaded by the share of its row and labelled with its count.
+pub fn confusion(counts: &[Vec<u64>], classes: &[String], title: &str, path: &Path) -> Result<(), String> {
+    register_font();
+    let n = classes.len();
+    let cell = 70u32;
+    let (left, top) = (110u32, 60u32);
+    let (w, h) = (left + cell * n as u32 + 20, top + cell * n as u32 + 90);
+    let mut buffer = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let text = |size: u32| TextStyle::from((FONT, size).into_font()).color(&BLACK);
+        root.draw_text(title, &text(18), (10, 15)).map_err(err)?;
+        for (t, row) in counts.iter().enumerate() {
+            let total: u64 = row.iter().sum::<u64>().max(1);
+            for (p, &count) in row.iter().enumerate() {
+                let share = count as f64 / total as f64;
+                let shade = (255.0 * (1.0 - 0.85 * share)) as u8;
+                let (x, y) = ((left + p as u32 * cell) as i32, (top + t as u32 * cell) as i32);
+                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], RGBColor(shade, shade, 255).filled()))
+                    .map_err(err)?;
+                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], BLACK.mix(0.2))).map_err(err)?;
+                let color = if share > 0.5 { WHITE } else { BLACK };
+                let label = format!("{count}");
+                root.draw_text(&label, &TextStyle::from((FONT, 15).into_font()).color(&color), (x + 8, y + cell as i32 / 2 - 8))
+                    .map_err(err)?;
+            }
+            root.draw_text(&classes[t], &text(14), (8, (top + t as u32 * cell + cell / 2 - 7) as i32)).map_err(err)?;
+        }
+        for (p, name) in classes.iter().enumerate() {
+            let x = (left + p as u32 * cell + 4) as i32;
+            root.draw_text(name, &text(13), (x, (top + cell * n as u32 + 8) as i32)).map_err(err)?;
+        }
+        root.draw_text("rows: true class, columns: predicted class", &text(14), (10, (h - 30) as i32)).map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    save_rgb(buffer, w, h, path)
+}

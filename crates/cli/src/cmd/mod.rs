@@ -1,5 +1,6 @@
 //! One module per `ferrite` subcommand.
 
 pub mod data;
+pub mod eval;
 pub mod info;
 pub mod train;

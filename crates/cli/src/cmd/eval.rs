@@ -1,0 +1,131 @@
+//! `ferrite eval`: score a model on a labelled split.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use ferrite_data::SplitRole;
+use ferrite_train::eval::Tta;
+use serde_json::json;
+
+use crate::dataset_args::DatasetArgs;
+use crate::output::{align_numbers, table};
+
+/// Score a model on a dataset split: accuracy, macro-F1, per-class precision/recall/F1 and
+/// the confusion matrix. Classes are matched by name (a FERPlus model can be scored on
+/// FER2013 or on a folder of CK+-style class names); dataset classes the model does not
+/// know are reported and left out.
+///
+/// Example: ferrite eval --model models/fer2013.safetensors --fer2013 fer2013.csv.gz --tta flip
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DatasetArgs,
+    /// Split to score [default: the test split: PrivateTest, FERPlus test, or a folder's test].
+    #[arg(long, value_name = "NAME")]
+    split: Option<String>,
+    /// Test-time augmentation.
+    #[arg(long, value_enum, default_value_t = TtaArg::None)]
+    tta: TtaArg,
+    /// Also draw the confusion matrix to this PNG.
+    #[arg(long, value_name = "PNG")]
+    confusion: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// cpu, or cuda[:N] in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TtaArg {
+    None,
+    /// Average with the mirrored face.
+    Flip,
+    /// Average over the face, its mirror and 4 shifted copies.
+    Crops,
+}
+
+pub fn run(args: EvalArgs) -> Result<i32> {
+    let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
+    let (net, meta) = ferrite_model::file::load(&args.model, &device)?;
+    let ds = crate::cmd::data::load(&args.data)?;
+    let split = match &args.split {
+        Some(name) => ds.split(name).with_context(|| format!("no split `{name}` in {} (it has: {})", ds.name, ds.split_names()))?,
+        None => ds
+            .split_by_role(SplitRole::Test)
+            .or(if ds.splits.len() == 1 { ds.splits.first() } else { None })
+            .with_context(|| format!("{} has no test split; choose one with --split ({})", ds.name, ds.split_names()))?,
+    };
+    let tta = match args.tta {
+        TtaArg::None => Tta::None,
+        TtaArg::Flip => Tta::Flip,
+        TtaArg::Crops => Tta::Crops,
+    };
+    let start = Instant::now();
+    let report = ferrite_train::score::score(&net, &meta, &split.samples, &ds.classes, tta, &device, |_| {});
+    let seconds = start.elapsed().as_secs_f64();
+    if report.n == 0 {
+        anyhow::bail!("none of the classes of {} is known to the model ({})", ds.name, meta.classes.join(", "));
+    }
+    if let Some(png) = &args.confusion {
+        let title = format!("{} on {} {} (accuracy {:.2} %)", meta.arch.arch, ds.name, split.name, report.accuracy * 100.0);
+        ferrite_train::plot::confusion(&report.confusion.counts, &report.classes, &title, png).map_err(anyhow::Error::msg)?;
+    }
+    if args.json {
+        let per_class: serde_json::Map<String, serde_json::Value> =
+            report.classes.iter().zip(&report.per_class).map(|(c, s)| (c.clone(), json!(s))).collect();
+        let out = json!({
+            "model": args.model,
+            "dataset": ds.name,
+            "split": split.name,
+            "tta": format!("{:?}", args.tta).to_lowercase(),
+            "accuracy": report.accuracy,
+            "macro_f1": report.macro_f1,
+            "per_class": per_class,
+            "classes": report.classes,
+            "confusion": report.confusion.counts,
+            "n": report.n,
+            "left_out": report.left_out,
+            "seconds": seconds,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    println!(
+        "{} ({}) on {} {}: {} images, TTA {:?}, {:.1} s",
+        args.model.display(),
+        meta.arch.arch,
+        ds.name,
+        split.name,
+        report.n,
+        args.tta,
+        seconds
+    );
+    println!("accuracy {:.2} %   macro-F1 {:.4}\n", report.accuracy * 100.0, report.macro_f1);
+    let mut t = table(vec!["class".into(), "precision".into(), "recall".into(), "F1".into(), "support".into()]);
+    for (c, s) in report.classes.iter().zip(&report.per_class) {
+        t.add_row(vec![c.clone(), format!("{:.3}", s.precision), format!("{:.3}", s.recall), format!("{:.3}", s.f1), s.support.to_string()]);
+    }
+    align_numbers(&mut t);
+    println!("{t}\n");
+    let mut header = vec!["true \\ predicted".to_string()];
+    header.extend(report.classes.iter().cloned());
+    let mut m = table(header);
+    for (c, row) in report.classes.iter().zip(&report.confusion.counts) {
+        let mut cells = vec![c.clone()];
+        cells.extend(row.iter().map(|n| n.to_string()));
+        m.add_row(cells);
+    }
+    align_numbers(&mut m);
+    println!("{m}");
+    for (class, n) in &report.left_out {
+        println!("left out: {n} images of `{class}`, a class the model does not know");
+    }
+    Ok(0)
+}
