@@ -77,6 +77,9 @@ pub struct TrainArgs {
     /// Train on N training images only (a seeded random subset), for quick experiments.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Validate on N validation images only (a seeded stratified subset), for quick runs.
+    #[arg(long, value_name = "N")]
+    val_limit: Option<usize>,
     /// cpu, or cuda[:N] in a build with `--features cuda`.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -137,7 +140,7 @@ pub fn run(args: TrainArgs) -> Result<i32> {
     if config.batch_size == 0 || config.epochs == 0 {
         bail!("--epochs and --batch-size must be at least 1");
     }
-    let data = train_data(&args.data, config.seed, config.limit)?;
+    let data = train_data(&args.data, config.seed, config.limit, args.val_limit)?;
     eprintln!(
         "{}: {} training images, {} validation images ({}), {} classes",
         data.dataset,
@@ -160,14 +163,14 @@ pub fn run(args: TrainArgs) -> Result<i32> {
 }
 
 /// The training and validation sets of a dataset, as a run uses them.
-pub fn train_data(args: &DatasetArgs, seed: u64, limit: Option<usize>) -> Result<TrainData> {
+pub fn train_data(args: &DatasetArgs, seed: u64, limit: Option<usize>, val_limit: Option<usize>) -> Result<TrainData> {
     let source = args.source();
     let ds = crate::cmd::data::load(args)?;
     let train_split = ds
         .split_by_role(SplitRole::Train)
         .with_context(|| format!("{} has no training split (it has: {})", ds.name, ds.split_names()))?;
     let mut train = train_split.samples.clone();
-    let (val, val_name) = match validation_split(&source, &ds)? {
+    let (mut val, mut val_name) = match validation_split(&source, &ds)? {
         Some(v) => v,
         None => {
             let (t, v) = holdout(&train, ds.classes.len(), 0.1, seed);
@@ -179,6 +182,11 @@ pub fn train_data(args: &DatasetArgs, seed: u64, limit: Option<usize>) -> Result
     if let Some(n) = limit {
         let order = ferrite_data::loader::epoch_order(train.len(), true, seed, u64::MAX - 1);
         train = train.subset(&order[..n.min(train.len())], ds.classes.len());
+    }
+    if let Some(n) = val_limit.filter(|&n| n < val.len()) {
+        let (_, subset) = holdout(&val, ds.classes.len(), n as f64 / val.len() as f64, seed);
+        val = subset;
+        val_name = format!("{} images of {val_name}", val.len());
     }
     if train.is_empty() || val.is_empty() {
         bail!("{}: the training and validation sets must not be empty", ds.name);
