@@ -5,7 +5,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::dataset::Split;
-use crate::face::{SIDE, plane_to_image};
+use crate::augment::{AugmentConfig, Normalization, augment_into, sample_seed};
+use crate::face::{PIXELS, SIDE, plane_to_image};
 
 const SCALE: u32 = 2; // faces drawn at 96x96
 const GAP: u32 = 4;
@@ -14,7 +15,10 @@ const TEXT_SCALE: u32 = 2;
 
 /// Draws up to `per_class` faces of each class of `split` (a seeded random pick), one row
 /// per class with its name and count on the left.
-pub fn contact_sheet(split: &Split, classes: &[String], per_class: usize, seed: u64) -> GrayImage {
+///
+/// With `augment`, each face is shown as the training pipeline would feed it (one seeded
+/// draw of the augmentation), so a person can check what the network sees.
+pub fn contact_sheet(split: &Split, classes: &[String], per_class: usize, seed: u64, augment: Option<&AugmentConfig>) -> GrayImage {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let cell = SIDE as u32 * SCALE;
     let counts = split.samples.class_counts(classes.len());
@@ -43,8 +47,12 @@ pub fn contact_sheet(split: &Split, classes: &[String], per_class: usize, seed: 
             .collect();
         members.shuffle(&mut rng);
         for (k, &i) in members.iter().take(per_class).enumerate() {
+            let plane = match augment {
+                Some(cfg) => augmented_plane(split.samples.image(i), cfg, sample_seed(seed, 0, i as u64)),
+                None => split.samples.image(i).to_vec(),
+            };
             let face = imageops::resize(
-                &plane_to_image(split.samples.image(i)),
+                &plane_to_image(&plane),
                 cell,
                 cell,
                 imageops::FilterType::Nearest,
@@ -58,6 +66,14 @@ pub fn contact_sheet(split: &Split, classes: &[String], per_class: usize, seed: 
         }
     }
     sheet
+}
+
+/// One augmented draw of a face, back in 0-255 gray levels.
+fn augmented_plane(plane: &[u8], cfg: &AugmentConfig, seed: u64) -> Vec<u8> {
+    let norm = Normalization::default();
+    let mut out = vec![0f32; PIXELS];
+    augment_into(plane, cfg, &norm, seed, &mut out);
+    out.iter().map(|v| ((v * norm.std + norm.mean) * 255.0).round().clamp(0.0, 255.0) as u8).collect()
 }
 
 /// Draws ASCII text in black with the built-in 8x8 bitmap font, `scale` pixels per dot.

@@ -68,6 +68,9 @@ pub struct SheetArgs {
     /// Seed of the random pick of faces.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Show each face as training sees it: one random draw of the default augmentation.
+    #[arg(long)]
+    augmented: bool,
     /// Output PNG file.
     #[arg(long, value_name = "PNG")]
     out: PathBuf,
@@ -200,7 +203,8 @@ fn sheet(args: SheetArgs) -> Result<i32> {
         })?,
         None => &ds.splits[0],
     };
-    let img = ferrite_data::sheet::contact_sheet(split, &ds.classes, args.per_class, args.seed);
+    let augment = args.augmented.then(ferrite_data::augment::AugmentConfig::default);
+    let img = ferrite_data::sheet::contact_sheet(split, &ds.classes, args.per_class, args.seed, augment.as_ref());
     crate::output::save_png(&img, &args.out)?;
     println!(
         "wrote {} ({}x{}, split {})",
