@@ -28,6 +28,8 @@ enum Command {
     Data(cmd::data::DataCommand),
     /// Score a model on a labelled split (accuracy, macro-F1, confusion matrix).
     Eval(cmd::eval::EvalArgs),
+    /// Measure training and inference speed of a network.
+    Bench(cmd::bench::BenchArgs),
     /// Show a network's layers, parameters and multiply-adds (or a model file's metadata).
     Info(cmd::info::InfoArgs),
     /// Train a network (ferrite, mini-xception, vgg13) on a dataset.
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -1,4 +1,4 @@
-//! `ferrite data` on small hand-made inputs: clear errors and exit codes.
+//! The CLI on small hand-made inputs: clear errors, exit codes, and the quick commands.
 
 mod common;
 
@@ -87,4 +87,25 @@ fn dataset_options_are_validated_by_the_parser() {
     assert_eq!(ferrite(&["data", "stats", "--ferplus", "x.csv", "--images", "d"]).status.code(), Some(2));
     assert_eq!(ferrite(&["data", "stats", "--fer2013", "x.csv", "--images", "d"]).status.code(), Some(2));
     assert_eq!(ferrite(&["data", "stats"]).status.code(), Some(2));
+}
+
+#[test]
+fn bench_prints_positive_figures() {
+    let out = ferrite_ok(&["bench", "--arch", "mini-xception", "--batch", "8", "--iters", "1", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in ["train_images_per_second", "infer_images_per_second", "latency_ms_p50", "train_gflops"] {
+        assert!(json[key].as_f64().unwrap() > 0.0, "{key}: {json}");
+    }
+    assert_eq!(json["macs_per_image"], 5_685_631);
+}
+
+#[test]
+fn info_reports_the_layer_table_totals() {
+    let out = ferrite_ok(&["info", "--arch", "ferrite", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let layers = json["layers"].as_array().unwrap();
+    assert_eq!(layers.first().unwrap()["output"], serde_json::json!([16, 48, 48]), "full resolution first");
+    assert_eq!(layers.last().unwrap()["output"], serde_json::json!([7]));
+    let sum: u64 = layers.iter().map(|l| l["params"].as_u64().unwrap()).sum();
+    assert_eq!(json["params"].as_u64().unwrap(), sum);
 }
