@@ -20,7 +20,12 @@ pub struct DatasetArgs {
     pub fer2013: Option<PathBuf>,
 
     /// FERPlus votes (fer2013new.csv): 8-class labels for the fer2013.csv rows.
-    #[arg(long, value_name = "VOTES_CSV", requires = "fer2013", conflicts_with = "images")]
+    #[arg(
+        long,
+        value_name = "VOTES_CSV",
+        requires = "fer2013",
+        conflicts_with = "images"
+    )]
     pub ferplus: Option<PathBuf>,
 
     /// How FERPlus votes become labels.

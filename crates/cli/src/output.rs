@@ -12,7 +12,8 @@ pub fn save_png(img: &image::GrayImage, path: &Path) -> Result<()> {
 }
 
 /// Plain columns with one rule under the header: easy to read and to copy.
-const STYLE: TableStyle = TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
+const STYLE: TableStyle =
+    TableStyle::new().header_separator(LineStyle::none().fill('─').junction('─'));
 
 /// A table in ferrite's one style, with its header row.
 pub fn table(header: Vec<String>) -> Table {

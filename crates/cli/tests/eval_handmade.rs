@@ -39,10 +39,16 @@ impl ModuleMapper for AlwaysAnswer {
 fn hand_made_model_gives_the_expected_confusion_matrix() {
     let dir = tempfile::tempdir().unwrap();
     // A FERPlus-style model (8 classes) that always answers "happiness".
-    let classes: Vec<String> = ferrite_data::classes::FERPLUS_CLASSES.iter().map(|s| s.to_string()).collect();
+    let classes: Vec<String> = ferrite_data::classes::FERPLUS_CLASSES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let cfg = ArchConfig::new(ArchKind::Ferrite, classes.len());
     let device = ferrite_model::device::parse("cpu").unwrap();
-    let net = cfg.init(&device).map(&mut AlwaysAnswer { winner: 1, classes: classes.len() });
+    let net = cfg.init(&device).map(&mut AlwaysAnswer {
+        winner: 1,
+        classes: classes.len(),
+    });
     let model = dir.path().join("always-happy.safetensors");
     ferrite_model::file::save(&model, &net, &ModelMeta::new(cfg, classes, "hand-made")).unwrap();
 
@@ -52,10 +58,19 @@ fn hand_made_model_gives_the_expected_confusion_matrix() {
         let d = data.join("test").join(class);
         std::fs::create_dir_all(&d).unwrap();
         for i in 0..n {
-            image::GrayImage::from_pixel(48, 48, image::Luma([40 * i as u8])).save(d.join(format!("{i}.png"))).unwrap();
+            image::GrayImage::from_pixel(48, 48, image::Luma([40 * i as u8]))
+                .save(d.join(format!("{i}.png")))
+                .unwrap();
         }
     }
-    let out = ferrite_ok(&["eval", "--model", model.to_str().unwrap(), "--images", data.to_str().unwrap(), "--json"]);
+    let out = ferrite_ok(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--images",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
     let json: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["classes"], serde_json::json!(["Angry", "happy"]));
     assert_eq!(json["confusion"], serde_json::json!([[0, 2], [0, 3]]));

@@ -23,7 +23,13 @@ fn overfits_256_real_images() {
     ]);
     let m = last_metrics(&run);
     assert!(m["train_accuracy"].as_f64().unwrap() > 0.95, "{m}");
-    for file in ["config.json", "metrics.jsonl", "curves.png", "last.ckpt", "best.safetensors"] {
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "curves.png",
+        "last.ckpt",
+        "best.safetensors",
+    ] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
 }
@@ -40,12 +46,31 @@ fn short_run_beats_the_majority_baseline_on_publictest() {
         "--optimizer", "adamw", "--lr", "0.001", "--schedule", "cosine", "--warmup", "0.3", "--out", run.to_str().unwrap(),
     ]);
     let model = run.join("best.safetensors");
-    let out = ferrite_ok(&["eval", "--model", model.to_str().unwrap(), "--fer2013", csv, "--split", "PublicTest", "--json"]);
+    let out = ferrite_ok(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--fer2013",
+        csv,
+        "--split",
+        "PublicTest",
+        "--json",
+    ]);
     let json: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["n"], 3589);
     // Always answering the largest class (Happy, 895 of 3589) scores 24.9 %.
     let counts = &json["per_class"];
-    let majority = counts.as_object().unwrap().values().map(|c| c["support"].as_u64().unwrap()).max().unwrap() as f64 / 3589.0;
+    let majority = counts
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["support"].as_u64().unwrap())
+        .max()
+        .unwrap() as f64
+        / 3589.0;
     let accuracy = json["accuracy"].as_f64().unwrap();
-    assert!(accuracy > majority + 0.02, "accuracy {accuracy} vs majority baseline {majority}");
+    assert!(
+        accuracy > majority + 0.02,
+        "accuracy {accuracy} vs majority baseline {majority}"
+    );
 }

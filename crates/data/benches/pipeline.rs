@@ -20,7 +20,11 @@ fn main() {
         let start = Instant::now();
         let ds = ferrite_data::fer2013::load_fer2013(&csv).expect("load FER2013");
         let secs = start.elapsed().as_secs_f64();
-        println!("load fer2013.csv.gz: {} rows in {secs:.2} s ({:.0} rows/s)", ds.total(), ds.total() as f64 / secs);
+        println!(
+            "load fer2013.csv.gz: {} rows in {secs:.2} s ({:.0} rows/s)",
+            ds.total(),
+            ds.total() as f64 / secs
+        );
         ds.split("Training").unwrap().samples.clone()
     } else {
         println!("{} not found: measuring on synthetic faces", csv.display());
@@ -32,7 +36,10 @@ fn main() {
         s
     };
     let samples = Arc::new(samples);
-    for (name, augment) in [("no augmentation", None), ("default augmentation", Some(AugmentConfig::default()))] {
+    for (name, augment) in [
+        ("no augmentation", None),
+        ("default augmentation", Some(AugmentConfig::default())),
+    ] {
         let cfg = LoaderConfig {
             batch_size: 64,
             shuffle: true,
@@ -47,6 +54,9 @@ fn main() {
         let start = Instant::now();
         let n: usize = Loader::new(samples.clone(), 7, cfg).map(|b| b.len).sum();
         let secs = start.elapsed().as_secs_f64();
-        println!("loader, 1 worker, {name}: {n} images in {secs:.2} s = {:.0} img/s", n as f64 / secs);
+        println!(
+            "loader, 1 worker, {name}: {n} images in {secs:.2} s = {:.0} img/s",
+            n as f64 / secs
+        );
     }
 }

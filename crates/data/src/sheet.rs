@@ -4,8 +4,8 @@ use image::{GrayImage, Luma, imageops};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::dataset::Split;
 use crate::augment::{AugmentConfig, Normalization, augment_into, sample_seed};
+use crate::dataset::Split;
 use crate::face::{PIXELS, SIDE, plane_to_image};
 
 const SCALE: u32 = 2; // faces drawn at 96x96
@@ -18,7 +18,13 @@ const TEXT_SCALE: u32 = 2;
 ///
 /// With `augment`, each face is shown as the training pipeline would feed it (one seeded
 /// draw of the augmentation), so a person can check what the network sees.
-pub fn contact_sheet(split: &Split, classes: &[String], per_class: usize, seed: u64, augment: Option<&AugmentConfig>) -> GrayImage {
+pub fn contact_sheet(
+    split: &Split,
+    classes: &[String],
+    per_class: usize,
+    seed: u64,
+    augment: Option<&AugmentConfig>,
+) -> GrayImage {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let cell = SIDE as u32 * SCALE;
     let counts = split.samples.class_counts(classes.len());
@@ -48,7 +54,9 @@ pub fn contact_sheet(split: &Split, classes: &[String], per_class: usize, seed: 
         members.shuffle(&mut rng);
         for (k, &i) in members.iter().take(per_class).enumerate() {
             let plane = match augment {
-                Some(cfg) => augmented_plane(split.samples.image(i), cfg, sample_seed(seed, 0, i as u64)),
+                Some(cfg) => {
+                    augmented_plane(split.samples.image(i), cfg, sample_seed(seed, 0, i as u64))
+                }
                 None => split.samples.image(i).to_vec(),
             };
             let face = imageops::resize(
@@ -73,7 +81,13 @@ fn augmented_plane(plane: &[u8], cfg: &AugmentConfig, seed: u64) -> Vec<u8> {
     let norm = Normalization::default();
     let mut out = vec![0f32; PIXELS];
     augment_into(plane, cfg, &norm, seed, &mut out);
-    out.iter().map(|v| ((v * norm.std + norm.mean) * 255.0).round().clamp(0.0, 255.0) as u8).collect()
+    out.iter()
+        .map(|v| {
+            ((v * norm.std + norm.mean) * 255.0)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        })
+        .collect()
 }
 
 /// Draws ASCII text in black with the built-in 8x8 bitmap font, `scale` pixels per dot.

@@ -59,7 +59,9 @@ impl FromStr for ArchKind {
         ArchKind::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown architecture `{s}`: expected ferrite, mini-xception or vgg13"))
+            .ok_or_else(|| {
+                format!("unknown architecture `{s}`: expected ferrite, mini-xception or vgg13")
+            })
     }
 }
 
@@ -74,7 +76,11 @@ pub struct ArchConfig {
 
 impl ArchConfig {
     pub fn new(arch: ArchKind, num_classes: usize) -> Self {
-        ArchConfig { arch, num_classes, dropout: arch.default_dropout() }
+        ArchConfig {
+            arch,
+            num_classes,
+            dropout: arch.default_dropout(),
+        }
     }
 
     pub fn init(&self, device: &Device) -> Network {
@@ -124,7 +130,8 @@ impl Network {
     pub fn sync_running_stats(&self) {
         let norms: Vec<&BatchNorm> = match self {
             Network::Ferrite(n) => {
-                let mut v: Vec<&BatchNorm> = n.stem.iter().chain(&n.stage1).map(|l| &l.bn).collect();
+                let mut v: Vec<&BatchNorm> =
+                    n.stem.iter().chain(&n.stage1).map(|l| &l.bn).collect();
                 for (entry, res) in [(&n.stage2_in, &n.stage2), (&n.stage3_in, &n.stage3)] {
                     v.extend([&entry.bn, &res.a.bn, &res.bn]);
                 }
@@ -206,8 +213,12 @@ impl FerriteNet {
             x = layer.forward(x);
         }
         x = self.pool.forward(x);
-        x = self.pool.forward(self.stage2.forward(self.stage2_in.forward(x)));
-        x = self.pool.forward(self.stage3.forward(self.stage3_in.forward(x)));
+        x = self
+            .pool
+            .forward(self.stage2.forward(self.stage2_in.forward(x)));
+        x = self
+            .pool
+            .forward(self.stage3.forward(self.stage3_in.forward(x)));
         let x: Tensor<2> = x.flatten(1, 3);
         self.fc.forward(self.dropout.forward(x))
     }
@@ -275,7 +286,11 @@ impl MiniXception {
         let head = burn::nn::conv::Conv2dConfig::new([cin, cfg.num_classes], [3, 3])
             .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(d);
-        MiniXception { base, modules, head }
+        MiniXception {
+            base,
+            modules,
+            head,
+        }
     }
 
     fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {

@@ -4,7 +4,11 @@ use burn::tensor::Device;
 
 /// Devices `--device` accepts in this build.
 pub fn available() -> &'static [&'static str] {
-    if cfg!(feature = "cuda") { &["cpu", "cuda"] } else { &["cpu"] }
+    if cfg!(feature = "cuda") {
+        &["cpu", "cuda"]
+    } else {
+        &["cpu"]
+    }
 }
 
 /// The device named by `--device`: `cpu`, or `cuda` / `cuda:N` in a build with `--features cuda`.
@@ -15,13 +19,18 @@ pub fn parse(name: &str) -> Result<Device, String> {
     }
     if let Some(rest) = lower.strip_prefix("cuda") {
         let index: usize = match rest.strip_prefix(':') {
-            Some(n) => n.parse().map_err(|_| format!("bad CUDA device index in `{name}`"))?,
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("bad CUDA device index in `{name}`"))?,
             None if rest.is_empty() => 0,
             None => return Err(format!("unknown device `{name}`")),
         };
         return cuda(index);
     }
-    Err(format!("unknown device `{name}`: expected {}", available().join(" or ")))
+    Err(format!(
+        "unknown device `{name}`: expected {}",
+        available().join(" or ")
+    ))
 }
 
 #[cfg(feature = "cuda")]

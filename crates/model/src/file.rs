@@ -61,15 +61,24 @@ impl ModelMeta {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelFileError {
     #[error("{path}: cannot read: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a ferrite model: {reason}")]
     NotAModel { path: String, reason: String },
-    #[error("{path}: model format version {found} is newer than this ferrite understands ({FORMAT_VERSION}); upgrade ferrite")]
+    #[error(
+        "{path}: model format version {found} is newer than this ferrite understands ({FORMAT_VERSION}); upgrade ferrite"
+    )]
     FutureVersion { path: String, found: u32 },
     #[error("{path}: the file is corrupt: {reason}")]
     Corrupt { path: String, reason: String },
     #[error("{path}: the weights do not fit a {arch} network: {reason}")]
-    WrongArchitecture { path: String, arch: String, reason: String },
+    WrongArchitecture {
+        path: String,
+        arch: String,
+        reason: String,
+    },
     #[error("cannot save model: {0}")]
     Save(String),
 }
@@ -85,20 +94,27 @@ pub fn to_bytes(net: &Network, meta: &ModelMeta) -> Result<Vec<u8>, ModelFileErr
         if let Some(crc) = crc {
             store = store.metadata("data_crc32", crc.to_string());
         }
-        net.save_into(&mut store).map_err(|e| ModelFileError::Save(e.to_string()))?;
-        store.get_bytes().map_err(|e| ModelFileError::Save(e.to_string()))
+        net.save_into(&mut store)
+            .map_err(|e| ModelFileError::Save(e.to_string()))?;
+        store
+            .get_bytes()
+            .map_err(|e| ModelFileError::Save(e.to_string()))
     };
     // The CRC covers the tensor data only, which the metadata does not change: write once
     // to learn it, then again with it in the header.
     let first = build(None)?;
-    let crc = crc32fast::hash(data_section(&first).ok_or_else(|| ModelFileError::Save("bad safetensors layout".into()))?);
+    let crc = crc32fast::hash(
+        data_section(&first)
+            .ok_or_else(|| ModelFileError::Save("bad safetensors layout".into()))?,
+    );
     build(Some(crc))
 }
 
 /// Saves a model file atomically.
 pub fn save(path: &Path, net: &Network, meta: &ModelMeta) -> Result<(), ModelFileError> {
     let bytes = to_bytes(net, meta)?;
-    ferrite_data::atomic::write_atomic(path, &bytes).map_err(|e| ModelFileError::Save(format!("{}: {e}", path.display())))
+    ferrite_data::atomic::write_atomic(path, &bytes)
+        .map_err(|e| ModelFileError::Save(format!("{}: {e}", path.display())))
 }
 
 /// Reads only the metadata of a model file (checked as in [`load`], weights excepted).
@@ -114,19 +130,37 @@ pub fn load(path: &Path, device: &Device) -> Result<(Network, ModelMeta), ModelF
 }
 
 /// Loads a model from model-file bytes (`name` is used in errors).
-pub fn from_bytes(bytes: Vec<u8>, name: &str, device: &Device) -> Result<(Network, ModelMeta), ModelFileError> {
+pub fn from_bytes(
+    bytes: Vec<u8>,
+    name: &str,
+    device: &Device,
+) -> Result<(Network, ModelMeta), ModelFileError> {
     let meta = parse_meta(&bytes, name)?;
     let mut net = meta.arch.init(device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).validate(true);
-    let wrong = |reason: String| ModelFileError::WrongArchitecture { path: name.into(), arch: meta.arch.arch.to_string(), reason };
-    let result = net.load_from(&mut store).map_err(|e| wrong(e.to_string()))?;
+    let wrong = |reason: String| ModelFileError::WrongArchitecture {
+        path: name.into(),
+        arch: meta.arch.arch.to_string(),
+        reason,
+    };
+    let result = net
+        .load_from(&mut store)
+        .map_err(|e| wrong(e.to_string()))?;
     if !result.missing.is_empty() || !result.unused.is_empty() || !result.errors.is_empty() {
         let mut parts = Vec::new();
         if !result.missing.is_empty() {
-            parts.push(format!("{} missing tensor(s), e.g. {}", result.missing.len(), result.missing[0].0));
+            parts.push(format!(
+                "{} missing tensor(s), e.g. {}",
+                result.missing.len(),
+                result.missing[0].0
+            ));
         }
         if !result.unused.is_empty() {
-            parts.push(format!("{} unexpected tensor(s), e.g. {}", result.unused.len(), result.unused[0]));
+            parts.push(format!(
+                "{} unexpected tensor(s), e.g. {}",
+                result.unused.len(),
+                result.unused[0]
+            ));
         }
         if let Some(e) = result.errors.first() {
             parts.push(format!("{} mismatch(es), e.g. {e}", result.errors.len()));
@@ -137,7 +171,10 @@ pub fn from_bytes(bytes: Vec<u8>, name: &str, device: &Device) -> Result<(Networ
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ModelFileError> {
-    std::fs::read(path).map_err(|source| ModelFileError::Io { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| ModelFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// The tensor data after the 8-byte length and the JSON header.
@@ -147,18 +184,30 @@ fn data_section(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 fn parse_meta(bytes: &[u8], name: &str) -> Result<ModelMeta, ModelFileError> {
-    let not_model = |reason: &str| ModelFileError::NotAModel { path: name.into(), reason: reason.into() };
-    let corrupt = |reason: String| ModelFileError::Corrupt { path: name.into(), reason };
+    let not_model = |reason: &str| ModelFileError::NotAModel {
+        path: name.into(),
+        reason: reason.into(),
+    };
+    let corrupt = |reason: String| ModelFileError::Corrupt {
+        path: name.into(),
+        reason,
+    };
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
         use safetensors::SafeTensorError as E;
         match e {
-            E::HeaderTooSmall | E::HeaderTooLarge | E::InvalidHeaderLength | E::MetadataIncompleteBuffer => {
+            E::HeaderTooSmall
+            | E::HeaderTooLarge
+            | E::InvalidHeaderLength
+            | E::MetadataIncompleteBuffer => {
                 corrupt(format!("truncated or not a safetensors file ({e})"))
             }
             _ => corrupt(format!("unreadable safetensors header ({e})")),
         }
     })?;
-    let info = header.metadata().as_ref().ok_or_else(|| not_model("a safetensors file without ferrite metadata"))?;
+    let info = header
+        .metadata()
+        .as_ref()
+        .ok_or_else(|| not_model("a safetensors file without ferrite metadata"))?;
     if info.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(not_model("a safetensors file without ferrite metadata"));
     }
@@ -167,7 +216,10 @@ fn parse_meta(bytes: &[u8], name: &str) -> Result<ModelMeta, ModelFileError> {
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| corrupt("missing or unreadable format_version".into()))?;
     if version > FORMAT_VERSION {
-        return Err(ModelFileError::FutureVersion { path: name.into(), found: version });
+        return Err(ModelFileError::FutureVersion {
+            path: name.into(),
+            found: version,
+        });
     }
     let expected_crc: u32 = info
         .get("data_crc32")
@@ -175,14 +227,23 @@ fn parse_meta(bytes: &[u8], name: &str) -> Result<ModelMeta, ModelFileError> {
         .ok_or_else(|| corrupt("missing data checksum".into()))?;
     let data = data_section(bytes).ok_or_else(|| corrupt("truncated".into()))?;
     if crc32fast::hash(data) != expected_crc {
-        return Err(corrupt("the weights fail their checksum (the file was truncated or altered)".into()));
+        return Err(corrupt(
+            "the weights fail their checksum (the file was truncated or altered)".into(),
+        ));
     }
     let meta: ModelMeta = info
         .get("ferrite")
         .ok_or_else(|| corrupt("missing ferrite metadata".into()))
-        .and_then(|j| serde_json::from_str(j).map_err(|e| corrupt(format!("unreadable ferrite metadata ({e})"))))?;
+        .and_then(|j| {
+            serde_json::from_str(j)
+                .map_err(|e| corrupt(format!("unreadable ferrite metadata ({e})")))
+        })?;
     if meta.classes.len() != meta.arch.num_classes || meta.classes.is_empty() {
-        return Err(corrupt(format!("{} class names for {} outputs", meta.classes.len(), meta.arch.num_classes)));
+        return Err(corrupt(format!(
+            "{} class names for {} outputs",
+            meta.classes.len(),
+            meta.arch.num_classes
+        )));
     }
     if meta.input_side != INPUT_SIDE || meta.input_channels != 1 {
         return Err(not_model(&format!(

@@ -10,12 +10,22 @@ use burn::tensor::{Device, Tensor};
 use crate::summary::Trace;
 
 /// A 3x3 (or `k`x`k`) convolution without bias, as batch norm follows it.
-pub fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
+pub fn conv(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    device: &Device,
+) -> Conv2d {
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
         .with_bias(false)
-        .with_initializer(Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false })
+        .with_initializer(Initializer::KaimingNormal {
+            gain: 2f64.sqrt(),
+            fan_out_only: false,
+        })
         .init(device)
 }
 
@@ -36,7 +46,10 @@ pub struct ConvBnRelu {
 
 impl ConvBnRelu {
     pub fn new(cin: usize, cout: usize, device: &Device) -> Self {
-        ConvBnRelu { conv: conv(cin, cout, 3, 1, 1, device), bn: BatchNormConfig::new(cout).init(device) }
+        ConvBnRelu {
+            conv: conv(cin, cout, 3, 1, 1, device),
+            bn: BatchNormConfig::new(cout).init(device),
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -60,11 +73,17 @@ pub struct Residual {
 impl Residual {
     pub fn new(channels: usize, device: &Device) -> Self {
         let bn = BatchNormConfig::new(channels).init(device);
-        Residual { a: ConvBnRelu::new(channels, channels, device), conv: conv(channels, channels, 3, 1, 1, device), bn }
+        Residual {
+            a: ConvBnRelu::new(channels, channels, device),
+            conv: conv(channels, channels, 3, 1, 1, device),
+            bn,
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.bn.forward(self.conv.forward(self.a.forward(x.clone())));
+        let y = self
+            .bn
+            .forward(self.conv.forward(self.a.forward(x.clone())));
         relu(x + y)
     }
 
@@ -92,11 +111,16 @@ impl SeparableBn {
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .with_bias(false)
             .init(device);
-        SeparableBn { depthwise, pointwise: conv(cin, cout, 1, 1, 0, device), bn: BatchNormConfig::new(cout).init(device) }
+        SeparableBn {
+            depthwise,
+            pointwise: conv(cin, cout, 1, 1, 0, device),
+            bn: BatchNormConfig::new(cout).init(device),
+        }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.pointwise.forward(self.depthwise.forward(x)))
+        self.bn
+            .forward(self.pointwise.forward(self.depthwise.forward(x)))
     }
 
     pub fn trace(&self, name: &str, t: &mut Trace) {

@@ -32,7 +32,10 @@ pub struct Trace {
 impl Trace {
     /// Starts at an input of `channels` x `side` x `side`.
     pub fn new(channels: usize, side: usize) -> Self {
-        Trace { layers: Vec::new(), shape: vec![channels, side, side] }
+        Trace {
+            layers: Vec::new(),
+            shape: vec![channels, side, side],
+        }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -48,7 +51,13 @@ impl Trace {
     }
 
     fn push(&mut self, name: &str, kind: String, params: usize, macs: u64) {
-        self.layers.push(LayerInfo { name: name.into(), kind, output: self.shape.clone(), params, macs });
+        self.layers.push(LayerInfo {
+            name: name.into(),
+            kind,
+            output: self.shape.clone(),
+            params,
+            macs,
+        });
     }
 
     pub fn conv(&mut self, name: &str, conv: &Conv2d) {
@@ -59,8 +68,16 @@ impl Trace {
         let ow = (w + left + right - conv.dilation[1] * (kw - 1) - 1) / conv.stride[1] + 1;
         self.shape = vec![cout, oh, ow];
         let macs = (oh * ow * cout * cin_per_group * kh * kw) as u64;
-        let groups = if conv.groups > 1 { format!(" groups {}", conv.groups) } else { String::new() };
-        let kind = format!("conv {kh}x{kw}/{} {}→{cout}{groups}", conv.stride[0], cin_per_group * conv.groups);
+        let groups = if conv.groups > 1 {
+            format!(" groups {}", conv.groups)
+        } else {
+            String::new()
+        };
+        let kind = format!(
+            "conv {kh}x{kw}/{} {}→{cout}{groups}",
+            conv.stride[0],
+            cin_per_group * conv.groups
+        );
         self.push(name, kind, conv.num_params(), macs);
     }
 
@@ -77,7 +94,15 @@ impl Trace {
         let oh = (h + top + bottom - pool.kernel_size[0]) / pool.stride[0] + 1;
         let ow = (w + left + right - pool.kernel_size[1]) / pool.stride[1] + 1;
         self.shape = vec![self.shape[0], oh, ow];
-        self.push(name, format!("max pool {}x{}/{}", pool.kernel_size[0], pool.kernel_size[1], pool.stride[0]), 0, 0);
+        self.push(
+            name,
+            format!(
+                "max pool {}x{}/{}",
+                pool.kernel_size[0], pool.kernel_size[1], pool.stride[0]
+            ),
+            0,
+            0,
+        );
     }
 
     pub fn global_avg_pool(&mut self, name: &str) {
@@ -94,7 +119,12 @@ impl Trace {
     pub fn linear(&mut self, name: &str, linear: &Linear) {
         let [din, dout] = linear.weight.dims();
         self.shape = vec![dout];
-        self.push(name, format!("linear {din}→{dout}"), linear.num_params(), (din * dout) as u64);
+        self.push(
+            name,
+            format!("linear {din}→{dout}"),
+            linear.num_params(),
+            (din * dout) as u64,
+        );
     }
 
     /// A layer that keeps the shape and has no weights (dropout, add, ReLU).
@@ -108,6 +138,11 @@ fn padding(p: &PaddingConfig2d, kernel: [usize; 2]) -> (usize, usize, usize, usi
     match *p {
         PaddingConfig2d::Valid => (0, 0, 0, 0),
         PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
-        PaddingConfig2d::Same => ((kernel[0] - 1) / 2, (kernel[1] - 1) / 2, kernel[0] / 2, kernel[1] / 2),
+        PaddingConfig2d::Same => (
+            (kernel[0] - 1) / 2,
+            (kernel[1] - 1) / 2,
+            kernel[0] / 2,
+            kernel[1] / 2,
+        ),
     }
 }

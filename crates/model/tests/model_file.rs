@@ -10,7 +10,10 @@ fn device() -> burn::tensor::Device {
 fn model_bytes(arch: ArchKind) -> (Vec<u8>, ModelMeta) {
     let cfg = ArchConfig::new(arch, 7);
     let net = cfg.init(&device());
-    let classes = ferrite_data::classes::FER2013_CLASSES.iter().map(|s| s.to_string()).collect();
+    let classes = ferrite_data::classes::FER2013_CLASSES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut meta = ModelMeta::new(cfg, classes, "FER2013");
     meta.val_accuracy = Some(0.5);
     (file::to_bytes(&net, &meta).unwrap(), meta)
@@ -39,7 +42,10 @@ fn truncated_file_is_refused() {
     let (bytes, _) = model_bytes(ArchKind::MiniXception);
     for cut in [4, 100, bytes.len() / 2, bytes.len() - 1] {
         let err = load(bytes[..cut].to_vec()).unwrap_err();
-        assert!(matches!(err, ModelFileError::Corrupt { .. }), "cut at {cut}: {err}");
+        assert!(
+            matches!(err, ModelFileError::Corrupt { .. }),
+            "cut at {cut}: {err}"
+        );
     }
 }
 
@@ -68,8 +74,14 @@ fn weights_of_another_architecture_are_refused() {
     out.extend_from_slice(new_header.as_bytes());
     out.extend_from_slice(&bytes[8 + header_len..]);
     let err = load(out).unwrap_err();
-    assert!(matches!(err, ModelFileError::WrongArchitecture { .. }), "{err}");
-    assert!(err.to_string().contains("do not fit a vgg13 network"), "{err}");
+    assert!(
+        matches!(err, ModelFileError::WrongArchitecture { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("do not fit a vgg13 network"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -79,7 +91,10 @@ fn future_format_version_is_refused() {
     let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
     let current = format!("\"format_version\":\"{FORMAT_VERSION}\"");
     assert!(header.contains(&current), "{header}");
-    let new_header = header.replace(&current, &format!("\"format_version\":\"{}\"", FORMAT_VERSION + 1));
+    let new_header = header.replace(
+        &current,
+        &format!("\"format_version\":\"{}\"", FORMAT_VERSION + 1),
+    );
     let mut out = (new_header.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(new_header.as_bytes());
     out.extend_from_slice(&bytes[8 + header_len..]);
@@ -90,7 +105,8 @@ fn future_format_version_is_refused() {
 #[test]
 fn plain_safetensors_file_is_not_a_model() {
     let data = vec![0u8; 16];
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
     let bytes = safetensors::serialize(vec![("w", view)], None).unwrap();
     let err = load(bytes).unwrap_err();
     assert!(matches!(err, ModelFileError::NotAModel { .. }), "{err}");

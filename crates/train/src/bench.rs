@@ -3,9 +3,9 @@
 use std::time::Instant;
 
 use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burn::nn::loss::CrossEntropyLossConfig;
 use ferrite_data::face::{PIXELS, SIDE};
 use ferrite_model::ArchConfig;
 use serde::Serialize;
@@ -29,12 +29,20 @@ pub struct BenchResult {
 
 /// Deterministic face-like input: smooth gradients plus texture, normalised.
 fn input(n: usize) -> Vec<f32> {
-    (0..n * PIXELS).map(|i| (((i % SIDE) as f32 * 0.07).sin() + ((i / SIDE % SIDE) as f32 * 0.05).cos()) * 0.8).collect()
+    (0..n * PIXELS)
+        .map(|i| (((i % SIDE) as f32 * 0.07).sin() + ((i / SIDE % SIDE) as f32 * 0.05).cos()) * 0.8)
+        .collect()
 }
 
 /// Times `iters` training steps and inference batches after `warmup` untimed ones, and
 /// `iters * 4` batch-1 forward passes.
-pub fn bench(arch: &ArchConfig, batch: usize, warmup: usize, iters: usize, device: &Device) -> BenchResult {
+pub fn bench(
+    arch: &ArchConfig,
+    batch: usize,
+    warmup: usize,
+    iters: usize,
+    device: &Device,
+) -> BenchResult {
     let net0 = arch.init(device);
     let trace = net0.trace();
     let macs = trace.total_macs();
@@ -45,7 +53,15 @@ pub fn bench(arch: &ArchConfig, batch: usize, warmup: usize, iters: usize, devic
     let mut optim = SgdConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let x = Tensor::<4>::from_data(TensorData::new(input(batch), [batch, 1, SIDE, SIDE]), &ad);
-    let y = Tensor::<1, Int>::from_data(TensorData::new((0..batch as i64).map(|i| i % arch.num_classes as i64).collect::<Vec<_>>(), [batch]), &ad);
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new(
+            (0..batch as i64)
+                .map(|i| i % arch.num_classes as i64)
+                .collect::<Vec<_>>(),
+            [batch],
+        ),
+        &ad,
+    );
     let mut start = Instant::now();
     for i in 0..warmup + iters {
         if i == warmup {
@@ -60,7 +76,10 @@ pub fn bench(arch: &ArchConfig, batch: usize, warmup: usize, iters: usize, devic
 
     // Inference at `batch`.
     let net = net.valid();
-    let x = Tensor::<4>::from_data(TensorData::new(input(batch), [batch, 1, SIDE, SIDE]), device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(input(batch), [batch, 1, SIDE, SIDE]),
+        device,
+    );
     let mut start = Instant::now();
     for i in 0..warmup + iters {
         if i == warmup {

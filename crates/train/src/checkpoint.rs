@@ -63,10 +63,18 @@ pub fn save(
     optimizer: &ModuleOptimizer,
 ) -> Result<(), String> {
     let mut store = BurnpackStore::from_bytes(None);
-    net.save_into(&mut store).map_err(|e| format!("cannot pack the network: {e}"))?;
-    let model = store.get_bytes().map_err(|e| format!("cannot pack the network: {e}"))?;
-    let optim = optimizer.into_bytes().map_err(|e| format!("cannot pack the optimiser state: {e:?}"))?;
-    let tensors = vec![("model".to_string(), blob(&model)?), ("optimizer".to_string(), blob(&optim)?)];
+    net.save_into(&mut store)
+        .map_err(|e| format!("cannot pack the network: {e}"))?;
+    let model = store
+        .get_bytes()
+        .map_err(|e| format!("cannot pack the network: {e}"))?;
+    let optim = optimizer
+        .into_bytes()
+        .map_err(|e| format!("cannot pack the optimiser state: {e:?}"))?;
+    let tensors = vec![
+        ("model".to_string(), blob(&model)?),
+        ("optimizer".to_string(), blob(&optim)?),
+    ];
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("format_version".to_string(), VERSION.to_string()),
@@ -75,23 +83,36 @@ pub fn save(
         ("state".to_string(), to_json(state)),
     ]);
     let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| e.to_string())?;
-    ferrite_data::atomic::write_atomic(path, &bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    ferrite_data::atomic::write_atomic(path, &bytes)
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
 /// Reads a checkpoint; the optimiser given is filled with the saved state.
-pub fn load(path: &Path, device: &Device, optimizer: ModuleOptimizer) -> Result<Checkpoint, String> {
+pub fn load(
+    path: &Path,
+    device: &Device,
+    optimizer: ModuleOptimizer,
+) -> Result<Checkpoint, String> {
     let name = path.display();
     let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format!("{name}: corrupt checkpoint: {e}"))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format!("{name}: corrupt checkpoint: {e}"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format!("{name}: corrupt checkpoint: {e}"))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| format!("{name}: corrupt checkpoint: {e}"))?;
     let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(format!("{name}: not a ferrite checkpoint"));
     }
     if meta.get("format_version").map(String::as_str) != Some(VERSION) {
-        return Err(format!("{name}: checkpoint version {:?} is not {VERSION}", meta.get("format_version")));
+        return Err(format!(
+            "{name}: checkpoint version {:?} is not {VERSION}",
+            meta.get("format_version")
+        ));
     }
-    fn field<T: for<'de> Deserialize<'de>>(meta: &HashMap<String, String>, key: &str) -> Result<T, String> {
+    fn field<T: for<'de> Deserialize<'de>>(
+        meta: &HashMap<String, String>,
+        key: &str,
+    ) -> Result<T, String> {
         let text = meta.get(key).ok_or_else(|| format!("missing `{key}`"))?;
         serde_json::from_str(text).map_err(|e| format!("unreadable `{key}`: {e}"))
     }
@@ -99,18 +120,32 @@ pub fn load(path: &Path, device: &Device, optimizer: ModuleOptimizer) -> Result<
     let arch: ArchConfig = field(&meta, "arch").map_err(|e| format!("{name}: {e}"))?;
     let state: RunState = field(&meta, "state").map_err(|e| format!("{name}: {e}"))?;
     let blob = |key: &str| -> Result<Vec<u8>, String> {
-        Ok(st.tensor(key).map_err(|e| format!("{name}: corrupt checkpoint: {e}"))?.data().to_vec())
+        Ok(st
+            .tensor(key)
+            .map_err(|e| format!("{name}: corrupt checkpoint: {e}"))?
+            .data()
+            .to_vec())
     };
     let mut net = arch.init(device);
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(blob("model")?)));
-    let applied = net.load_from(&mut store).map_err(|e| format!("{name}: cannot restore the network: {e}"))?;
+    let applied = net
+        .load_from(&mut store)
+        .map_err(|e| format!("{name}: cannot restore the network: {e}"))?;
     if !applied.missing.is_empty() || !applied.errors.is_empty() {
-        return Err(format!("{name}: the network in the checkpoint does not match its architecture"));
+        return Err(format!(
+            "{name}: the network in the checkpoint does not match its architecture"
+        ));
     }
     let optimizer = optimizer
         .from_bytes(Bytes::from_bytes_vec(blob("optimizer")?))
         .map_err(|e| format!("{name}: cannot restore the optimiser: {e:?}"))?;
-    Ok(Checkpoint { config, arch, state, net, optimizer })
+    Ok(Checkpoint {
+        config,
+        arch,
+        state,
+        net,
+        optimizer,
+    })
 }
 
 fn blob(bytes: &[u8]) -> Result<TensorView<'_>, String> {

@@ -59,7 +59,13 @@ fn shift(plane: &[u8], dx: i32, dy: i32) -> Vec<u8> {
 }
 
 /// Class probabilities for raw face planes (row-major, one `Vec` per face).
-pub fn predict_planes(net: &Network, planes: &[&[u8]], norm: &Normalization, tta: Tta, device: &Device) -> Vec<Vec<f32>> {
+pub fn predict_planes(
+    net: &Network,
+    planes: &[&[u8]],
+    norm: &Normalization,
+    tta: Tta,
+    device: &Device,
+) -> Vec<Vec<f32>> {
     if planes.is_empty() {
         return Vec::new();
     }
@@ -73,9 +79,16 @@ pub fn predict_planes(net: &Network, planes: &[&[u8]], norm: &Normalization, tta
     let x = Tensor::<4>::from_data(TensorData::new(input, [n, 1, SIDE, SIDE]), device);
     let probs = softmax(net.forward(x), 1);
     let classes = probs.dims()[1];
-    let flat: Vec<f32> = probs.into_data().try_to_vec::<f32>().expect("f32 probabilities");
+    let flat: Vec<f32> = probs
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 probabilities");
     flat.chunks(classes * n_views)
-        .map(|face| (0..classes).map(|c| (0..n_views).map(|v| face[v * classes + c]).sum::<f32>() / n_views as f32).collect())
+        .map(|face| {
+            (0..classes)
+                .map(|c| (0..n_views).map(|v| face[v * classes + c]).sum::<f32>() / n_views as f32)
+                .collect()
+        })
         .collect()
 }
 

@@ -19,7 +19,9 @@ pub struct ClassScores {
 
 impl Confusion {
     pub fn new(classes: usize) -> Self {
-        Confusion { counts: vec![vec![0; classes]; classes] }
+        Confusion {
+            counts: vec![vec![0; classes]; classes],
+        }
     }
 
     pub fn add(&mut self, truth: usize, predicted: usize) {
@@ -44,16 +46,34 @@ impl Confusion {
                 let predicted: u64 = (0..n).map(|t| self.counts[t][c]).sum();
                 let precision = ratio(tp, predicted);
                 let recall = ratio(tp, support);
-                let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-                ClassScores { precision, recall, f1, support }
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
+                ClassScores {
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
             })
             .collect()
     }
 
     /// Mean F1 over the classes that have at least one true sample.
     pub fn macro_f1(&self) -> f64 {
-        let scores: Vec<f64> = self.per_class().iter().filter(|s| s.support > 0).map(|s| s.f1).collect();
-        if scores.is_empty() { 0.0 } else { scores.iter().sum::<f64>() / scores.len() as f64 }
+        let scores: Vec<f64> = self
+            .per_class()
+            .iter()
+            .filter(|s| s.support > 0)
+            .map(|s| s.f1)
+            .collect();
+        if scores.is_empty() {
+            0.0
+        } else {
+            scores.iter().sum::<f64>() / scores.len() as f64
+        }
     }
 }
 

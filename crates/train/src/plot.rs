@@ -15,15 +15,21 @@ const FONT: &str = "sans-serif";
 fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).unwrap_or_else(|_| panic!("the embedded DejaVu Sans font is invalid"));
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .unwrap_or_else(|_| panic!("the embedded DejaVu Sans font is invalid"));
     });
 }
 
 /// Saves an RGB buffer drawn by plotters as PNG, atomically.
 fn save_rgb(buffer: Vec<u8>, width: u32, height: u32, path: &Path) -> Result<(), String> {
-    let img = image::RgbImage::from_raw(width, height, buffer).ok_or("plot buffer has the wrong size")?;
+    let img =
+        image::RgbImage::from_raw(width, height, buffer).ok_or("plot buffer has the wrong size")?;
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| e.to_string())?;
     ferrite_data::atomic::write_atomic(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -42,13 +48,35 @@ pub fn curves(history: &[EpochMetrics], val_name: &str, path: &Path) -> Result<(
         let panels = root.split_evenly((1, 2));
         let epochs = history.len().max(2) as f64;
         let series = [
-            ("loss", history.iter().map(|m| (m.train_loss, m.val_loss)).collect::<Vec<_>>()),
-            ("accuracy", history.iter().map(|m| (m.train_accuracy, m.val_accuracy)).collect::<Vec<_>>()),
+            (
+                "loss",
+                history
+                    .iter()
+                    .map(|m| (m.train_loss, m.val_loss))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "accuracy",
+                history
+                    .iter()
+                    .map(|m| (m.train_accuracy, m.val_accuracy))
+                    .collect::<Vec<_>>(),
+            ),
         ];
         for (panel, (name, values)) in panels.iter().zip(series) {
-            let lo = values.iter().flat_map(|&(a, b)| [a, b]).fold(f64::INFINITY, f64::min);
-            let hi = values.iter().flat_map(|&(a, b)| [a, b]).fold(f64::NEG_INFINITY, f64::max);
-            let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, 1.0) };
+            let lo = values
+                .iter()
+                .flat_map(|&(a, b)| [a, b])
+                .fold(f64::INFINITY, f64::min);
+            let hi = values
+                .iter()
+                .flat_map(|&(a, b)| [a, b])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let (lo, hi) = if lo.is_finite() && hi > lo {
+                (lo, hi)
+            } else {
+                (0.0, 1.0)
+            };
             let pad = (hi - lo) * 0.05;
             let mut chart = ChartBuilder::on(panel)
                 .caption(name, (FONT, 20))
@@ -57,16 +85,28 @@ pub fn curves(history: &[EpochMetrics], val_name: &str, path: &Path) -> Result<(
                 .y_label_area_size(55)
                 .build_cartesian_2d(1f64..epochs, (lo - pad)..(hi + pad))
                 .map_err(err)?;
-            chart.configure_mesh().x_desc("epoch").label_style((FONT, 13)).draw().map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .label_style((FONT, 13))
+                .draw()
+                .map_err(err)?;
             for (label, color, pick) in [("train", BLUE, 0usize), (val_name, RED, 1)] {
-                let points: Vec<(f64, f64)> =
-                    values.iter().enumerate().map(|(i, &(a, b))| ((i + 1) as f64, if pick == 0 { a } else { b })).collect();
+                let points: Vec<(f64, f64)> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(a, b))| ((i + 1) as f64, if pick == 0 { a } else { b }))
+                    .collect();
                 chart
                     .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                     .map_err(err)?
                     .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-                chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled()))).map_err(err)?;
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))
+                    .map_err(err)?;
             }
             chart
                 .configure_series_labels()
@@ -83,7 +123,12 @@ pub fn curves(history: &[EpochMetrics], val_name: &str, path: &Path) -> Result<(
 
 /// A confusion matrix as a picture: rows are true classes, columns predictions, each cell
 /// shaded by the share of its row and labelled with its count.
-pub fn confusion(counts: &[Vec<u64>], classes: &[String], title: &str, path: &Path) -> Result<(), String> {
+pub fn confusion(
+    counts: &[Vec<u64>],
+    classes: &[String],
+    title: &str,
+    path: &Path,
+) -> Result<(), String> {
     register_font();
     let n = classes.len();
     let cell = 70u32;
@@ -100,22 +145,47 @@ pub fn confusion(counts: &[Vec<u64>], classes: &[String], title: &str, path: &Pa
             for (p, &count) in row.iter().enumerate() {
                 let share = count as f64 / total as f64;
                 let shade = (255.0 * (1.0 - 0.85 * share)) as u8;
-                let (x, y) = ((left + p as u32 * cell) as i32, (top + t as u32 * cell) as i32);
-                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], RGBColor(shade, shade, 255).filled()))
-                    .map_err(err)?;
-                root.draw(&Rectangle::new([(x, y), (x + cell as i32, y + cell as i32)], BLACK.mix(0.2))).map_err(err)?;
+                let (x, y) = (
+                    (left + p as u32 * cell) as i32,
+                    (top + t as u32 * cell) as i32,
+                );
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    RGBColor(shade, shade, 255).filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    BLACK.mix(0.2),
+                ))
+                .map_err(err)?;
                 let color = if share > 0.5 { WHITE } else { BLACK };
                 let label = format!("{count}");
-                root.draw_text(&label, &TextStyle::from((FONT, 15).into_font()).color(&color), (x + 8, y + cell as i32 / 2 - 8))
-                    .map_err(err)?;
+                root.draw_text(
+                    &label,
+                    &TextStyle::from((FONT, 15).into_font()).color(&color),
+                    (x + 8, y + cell as i32 / 2 - 8),
+                )
+                .map_err(err)?;
             }
-            root.draw_text(&classes[t], &text(14), (8, (top + t as u32 * cell + cell / 2 - 7) as i32)).map_err(err)?;
+            root.draw_text(
+                &classes[t],
+                &text(14),
+                (8, (top + t as u32 * cell + cell / 2 - 7) as i32),
+            )
+            .map_err(err)?;
         }
         for (p, name) in classes.iter().enumerate() {
             let x = (left + p as u32 * cell + 4) as i32;
-            root.draw_text(name, &text(13), (x, (top + cell * n as u32 + 8) as i32)).map_err(err)?;
+            root.draw_text(name, &text(13), (x, (top + cell * n as u32 + 8) as i32))
+                .map_err(err)?;
         }
-        root.draw_text("rows: true class, columns: predicted class", &text(14), (10, (h - 30) as i32)).map_err(err)?;
+        root.draw_text(
+            "rows: true class, columns: predicted class",
+            &text(14),
+            (10, (h - 30) as i32),
+        )
+        .map_err(err)?;
         root.present().map_err(err)?;
     }
     save_rgb(buffer, w, h, path)

@@ -19,7 +19,13 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(kind: ScheduleKind, peak: f64, total_steps: usize, warmup_steps: usize, patience: usize) -> Self {
+    pub fn new(
+        kind: ScheduleKind,
+        peak: f64,
+        total_steps: usize,
+        warmup_steps: usize,
+        patience: usize,
+    ) -> Self {
         Schedule {
             kind,
             peak,
@@ -34,14 +40,20 @@ impl Schedule {
 
     /// The rate for optimiser step `step` (0-based).
     pub fn lr(&self, step: usize) -> f64 {
-        let cosine = |from: f64, to: f64, t: f64| to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * t.clamp(0.0, 1.0)).cos());
+        let cosine = |from: f64, to: f64, t: f64| {
+            to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * t.clamp(0.0, 1.0)).cos())
+        };
         match self.kind {
             ScheduleKind::Cosine => {
                 if step < self.warmup_steps {
                     self.peak * (step + 1) as f64 / self.warmup_steps as f64
                 } else {
                     let span = (self.total_steps - self.warmup_steps).max(1);
-                    cosine(self.peak, 0.0, (step - self.warmup_steps) as f64 / span as f64)
+                    cosine(
+                        self.peak,
+                        0.0,
+                        (step - self.warmup_steps) as f64 / span as f64,
+                    )
                 }
             }
             ScheduleKind::OneCycle => {
@@ -49,10 +61,22 @@ impl Schedule {
                 let start = self.peak / 25.0;
                 let end = self.peak / 1e4;
                 let s = step as f64;
-                if s < up { cosine(start, self.peak, s / up) } else { cosine(self.peak, end, (s - up) / (self.total_steps as f64 - up).max(1.0)) }
+                if s < up {
+                    cosine(start, self.peak, s / up)
+                } else {
+                    cosine(
+                        self.peak,
+                        end,
+                        (s - up) / (self.total_steps as f64 - up).max(1.0),
+                    )
+                }
             }
             ScheduleKind::Plateau => {
-                if step < self.warmup_steps { self.plateau_lr * (step + 1) as f64 / self.warmup_steps as f64 } else { self.plateau_lr }
+                if step < self.warmup_steps {
+                    self.plateau_lr * (step + 1) as f64 / self.warmup_steps as f64
+                } else {
+                    self.plateau_lr
+                }
             }
         }
     }

@@ -38,20 +38,39 @@ pub fn score(
     progress: impl FnMut(usize),
 ) -> Report {
     let to_model = map_classes(dataset_classes, &meta.classes);
-    let scored: Vec<usize> = (0..dataset_classes.len()).filter(|&c| to_model[c].is_some()).collect();
+    let scored: Vec<usize> = (0..dataset_classes.len())
+        .filter(|&c| to_model[c].is_some())
+        .collect();
     let counts = samples.class_counts(dataset_classes.len());
-    let left_out =
-        (0..dataset_classes.len()).filter(|&c| to_model[c].is_none()).map(|c| (dataset_classes[c].clone(), counts[c])).collect();
+    let left_out = (0..dataset_classes.len())
+        .filter(|&c| to_model[c].is_none())
+        .map(|c| (dataset_classes[c].clone(), counts[c]))
+        .collect();
 
-    let keep: Vec<usize> = (0..samples.len()).filter(|&i| to_model[samples.label(i) as usize].is_some()).collect();
+    let keep: Vec<usize> = (0..samples.len())
+        .filter(|&i| to_model[samples.label(i) as usize].is_some())
+        .collect();
     let subset = samples.subset(&keep, dataset_classes.len());
-    let probs = predict_samples(net, &subset, &meta.normalization, tta, 256, device, progress);
+    let probs = predict_samples(
+        net,
+        &subset,
+        &meta.normalization,
+        tta,
+        256,
+        device,
+        progress,
+    );
 
     let mut confusion = Confusion::new(scored.len());
     for (i, p) in probs.iter().enumerate() {
-        let truth = scored.iter().position(|&c| c == subset.label(i) as usize).expect("kept samples are scored");
+        let truth = scored
+            .iter()
+            .position(|&c| c == subset.label(i) as usize)
+            .expect("kept samples are scored");
         let predicted = (0..scored.len())
-            .max_by(|&a, &b| p[to_model[scored[a]].unwrap()].total_cmp(&p[to_model[scored[b]].unwrap()]))
+            .max_by(|&a, &b| {
+                p[to_model[scored[a]].unwrap()].total_cmp(&p[to_model[scored[b]].unwrap()])
+            })
             .expect("at least one class");
         confusion.add(truth, predicted);
     }

@@ -90,11 +90,19 @@ pub fn train(
         }
         let mut state = c.state;
         state.schedule.total_steps = saved.epochs * batches_per_epoch;
-        eprintln!("resuming {} at epoch {} (step {})", out.display(), state.epochs_done + 1, state.step);
+        eprintln!(
+            "resuming {} at epoch {} (step {})",
+            out.display(),
+            state.epochs_done + 1,
+            state.step
+        );
         (saved, c.arch, state, c.net, c.optimizer)
     } else {
         if ckpt_path.exists() {
-            return Err(format!("{} already holds a run; use --resume {0} to continue it, or another --out", out.display()));
+            return Err(format!(
+                "{} already holds a run; use --resume {0} to continue it, or another --out",
+                out.display()
+            ));
         }
         let mut arch = ArchConfig::new(config.arch, data.classes.len());
         if let Some(p) = config.dropout {
@@ -105,7 +113,14 @@ pub fn train(
         let total = config.epochs * batches_per_epoch;
         let warmup = (config.warmup_epochs * batches_per_epoch as f64) as usize;
         let schedule = Schedule::new(config.schedule, config.lr, total, warmup, config.patience);
-        let state = RunState { epochs_done: 0, step: 0, schedule, best_val_accuracy: -1.0, best_epoch: 0, partial: None };
+        let state = RunState {
+            epochs_done: 0,
+            step: 0,
+            schedule,
+            best_val_accuracy: -1.0,
+            best_epoch: 0,
+            partial: None,
+        };
         let optim = new_optimizer(&config);
         (config, arch, state, net, optim)
     };
@@ -113,7 +128,9 @@ pub fn train(
     let mut history = read_history(out, state.epochs_done)?;
 
     let norm = Normalization::default();
-    let class_weights = config.class_weights.then(|| inverse_frequency(&data.train, data.classes.len()));
+    let class_weights = config
+        .class_weights
+        .then(|| inverse_frequency(&data.train, data.classes.len()));
     let show_bar = std::io::stderr().is_terminal();
 
     for epoch in state.epochs_done..config.epochs {
@@ -144,14 +161,27 @@ pub fn train(
             // mid-epoch draws exactly what the uninterrupted run would have.
             device.seed(sample_seed(config.seed, u64::MAX, state.step as u64));
             let lr = state.schedule.lr(state.step);
-            let (loss, correct) = step(&mut net, &mut optim, &batch, lr, data.classes.len(), &config, class_weights.as_deref(), &device);
+            let (loss, correct) = step(
+                &mut net,
+                &mut optim,
+                &batch,
+                lr,
+                data.classes.len(),
+                &config,
+                class_weights.as_deref(),
+                &device,
+            );
             state.step += 1;
             run.batches += 1;
             run.seen += batch.len;
             run.correct += correct;
             run.loss_sum += loss * batch.len as f64;
             run.seconds = seconds_before + started.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.3} acc {:.3} lr {lr:.2e}", run.loss_sum / run.seen as f64, run.correct as f64 / run.seen as f64));
+            bar.set_message(format!(
+                "loss {:.3} acc {:.3} lr {lr:.2e}",
+                run.loss_sum / run.seen as f64,
+                run.correct as f64 / run.seen as f64
+            ));
             bar.inc(1);
             if !show_bar && run.batches % (loader_batches / 10).max(1) == 0 {
                 eprintln!(
@@ -171,7 +201,11 @@ pub fn train(
                 state.partial = Some(run);
                 state.epochs_done = epoch;
                 checkpoint::save(&ckpt_path, &config, &arch, &state, &net, &optim)?;
-                eprintln!("interrupted: saved {} (resume with --resume {})", ckpt_path.display(), out.display());
+                eprintln!(
+                    "interrupted: saved {} (resume with --resume {})",
+                    ckpt_path.display(),
+                    out.display()
+                );
                 return Ok(Outcome::Interrupted);
             }
         }
@@ -179,7 +213,13 @@ pub fn train(
         net.sync_running_stats();
 
         let valid = net.valid();
-        let (val_loss, confusion) = validate(&valid, &data.val, data.classes.len(), &norm, &device.clone().without_autodiff());
+        let (val_loss, confusion) = validate(
+            &valid,
+            &data.val,
+            data.classes.len(),
+            &norm,
+            &device.clone().without_autodiff(),
+        );
         state.schedule.end_epoch(val_loss);
         let m = EpochMetrics {
             epoch: epoch + 1,
@@ -194,8 +234,17 @@ pub fn train(
         };
         eprintln!(
             "epoch {:>3}/{}  train loss {:.4} acc {:.4}  {} loss {:.4} acc {:.4} macro-F1 {:.4}  lr {:.2e}  {:.0} img/s  {:.0} s",
-            m.epoch, config.epochs, m.train_loss, m.train_accuracy, data.val_name, m.val_loss, m.val_accuracy, m.val_macro_f1, m.lr,
-            m.train_images_per_second, m.seconds
+            m.epoch,
+            config.epochs,
+            m.train_loss,
+            m.train_accuracy,
+            data.val_name,
+            m.val_loss,
+            m.val_accuracy,
+            m.val_macro_f1,
+            m.lr,
+            m.train_images_per_second,
+            m.seconds
         );
         state.epochs_done = epoch + 1;
         if m.val_accuracy > state.best_val_accuracy {
@@ -227,10 +276,19 @@ pub fn train(
 
 fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {
     match config.optimizer {
-        OptimizerKind::AdamW => AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(config.weight_decay as f32).init(),
+        OptimizerKind::AdamW => AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(config.weight_decay as f32)
+            .init(),
         OptimizerKind::Sgd => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig { momentum: config.momentum, dampening: 0.0, nesterov: true }))
-            .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig { penalty: config.weight_decay as f32 }))
+            .with_momentum(Some(MomentumConfig {
+                momentum: config.momentum,
+                dampening: 0.0,
+                nesterov: true,
+            }))
+            .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig {
+                penalty: config.weight_decay as f32,
+            }))
             .init(),
     }
 }
@@ -247,11 +305,17 @@ fn step(
     device: &Device,
 ) -> (f64, usize) {
     let n = batch.len;
-    let x = Tensor::<4>::from_data(TensorData::new(batch.images.clone(), [n, 1, SIDE, SIDE]), device);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(batch.images.clone(), [n, 1, SIDE, SIDE]),
+        device,
+    );
     let targets = soft_targets(batch, classes, config.label_smoothing);
     let targets = Tensor::<2>::from_data(TensorData::new(targets, [n, classes]), device);
     let logits = net.forward(x);
-    let per_sample: Tensor<1> = (log_softmax(logits.clone(), 1) * targets).sum_dim(1).reshape([n]).neg();
+    let per_sample: Tensor<1> = (log_softmax(logits.clone(), 1) * targets)
+        .sum_dim(1)
+        .reshape([n])
+        .neg();
     let loss = match class_weights {
         Some(w) => {
             let weights: Vec<f32> = batch.labels.iter().map(|&l| w[l as usize]).collect();
@@ -261,8 +325,17 @@ fn step(
         }
         None => per_sample.mean(),
     };
-    let predicted: Vec<i64> = logits.argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("argmax indices");
-    let correct = predicted.iter().zip(&batch.labels).filter(|(p, l)| **p == **l as i64).count();
+    let predicted: Vec<i64> = logits
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("argmax indices");
+    let correct = predicted
+        .iter()
+        .zip(&batch.labels)
+        .filter(|(p, l)| **p == **l as i64)
+        .count();
     let loss_value = loss.clone().into_scalar::<f32>() as f64;
     let grads = GradientsParams::from_grads(loss.backward(), net);
     *net = optim.step(lr, net.clone(), grads);
@@ -290,11 +363,26 @@ pub fn soft_targets(batch: &Batch, classes: usize, smoothing: f64) -> Vec<f32> {
 /// Class weights `n / (classes * count)`, so that every class counts equally in the loss.
 fn inverse_frequency(samples: &Samples, classes: usize) -> Vec<f32> {
     let counts = samples.class_counts(classes);
-    counts.iter().map(|&c| if c == 0 { 0.0 } else { samples.len() as f32 / (classes as f32 * c as f32) }).collect()
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                samples.len() as f32 / (classes as f32 * c as f32)
+            }
+        })
+        .collect()
 }
 
 /// Validation loss (plain cross-entropy) and confusion matrix.
-pub fn validate(net: &Network, val: &Samples, classes: usize, norm: &Normalization, device: &Device) -> (f64, Confusion) {
+pub fn validate(
+    net: &Network,
+    val: &Samples,
+    classes: usize,
+    norm: &Normalization,
+    device: &Device,
+) -> (f64, Confusion) {
     let probs = predict_samples(net, val, norm, Tta::None, 256, device, |_| {});
     let mut confusion = Confusion::new(classes);
     let mut loss = 0.0;
@@ -312,15 +400,22 @@ fn progress_bar(visible: bool, len: u64, epoch: usize, epochs: usize) -> Progres
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
     bar
 }
 
-fn write_config(out: &Path, config: &TrainConfig, arch: &ArchConfig, data: &TrainData) -> Result<(), String> {
+fn write_config(
+    out: &Path,
+    config: &TrainConfig,
+    arch: &ArchConfig,
+    data: &TrainData,
+) -> Result<(), String> {
     let json = serde_json::json!({
         "train": config,
         "arch": arch,
@@ -331,18 +426,23 @@ fn write_config(out: &Path, config: &TrainConfig, arch: &ArchConfig, data: &Trai
         "val_images": data.val.len(),
     });
     let text = serde_json::to_string_pretty(&json).expect("config serialises");
-    ferrite_data::atomic::write_atomic(&out.join(CONFIG), text.as_bytes()).map_err(|e| format!("{}: {e}", out.join(CONFIG).display()))
+    ferrite_data::atomic::write_atomic(&out.join(CONFIG), text.as_bytes())
+        .map_err(|e| format!("{}: {e}", out.join(CONFIG).display()))
 }
 
 /// The metrics of the epochs a checkpoint covers (lines past it, from an epoch that did
 /// not finish its checkpoint, are dropped: that epoch runs again).
 fn read_history(out: &Path, epochs_done: usize) -> Result<Vec<EpochMetrics>, String> {
     let path = out.join(METRICS);
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
     text.lines()
         .take(epochs_done)
         .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{}: line {}: {e}", path.display(), i + 1))
+        })
         .collect()
 }
 

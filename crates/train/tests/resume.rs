@@ -14,7 +14,15 @@ fn synthetic(n: usize, classes: usize) -> Samples {
     let mut s = Samples::default();
     for i in 0..n {
         let c = i % classes;
-        let plane: Vec<u8> = (0..PIXELS).map(|p| if (p / 48) / 16 == c { 220 } else { ((p * 31 + i * 7) % 60) as u8 }).collect();
+        let plane: Vec<u8> = (0..PIXELS)
+            .map(|p| {
+                if (p / 48) / 16 == c {
+                    220
+                } else {
+                    ((p * 31 + i * 7) % 60) as u8
+                }
+            })
+            .collect();
         s.push(&plane, c as u32, Origin::Row(i));
     }
     s
@@ -31,7 +39,13 @@ fn data() -> TrainData {
 }
 
 fn config() -> TrainConfig {
-    TrainConfig { arch: ArchKind::MiniXception, epochs: 2, batch_size: 16, seed: 7, ..TrainConfig::default() }
+    TrainConfig {
+        arch: ArchKind::MiniXception,
+        epochs: 2,
+        batch_size: 16,
+        seed: 7,
+        ..TrainConfig::default()
+    }
 }
 
 /// burn's CPU backend has one global RNG: tests that train must not run at the same time.
@@ -51,21 +65,49 @@ fn resume_mid_epoch_reproduces_the_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
 
-    assert_eq!(train(&data(), config(), &a, false, &device, &|_| false).unwrap(), Outcome::Finished);
+    assert_eq!(
+        train(&data(), config(), &a, false, &device, &|_| false).unwrap(),
+        Outcome::Finished
+    );
 
     // Stop after step 8 of 12 (epoch 2, batch 2), then resume.
-    assert_eq!(train(&data(), config(), &b, false, &device, &|step| step == 8).unwrap(), Outcome::Interrupted);
-    let lines = std::fs::read_to_string(b.join(METRICS)).unwrap().lines().count();
+    assert_eq!(
+        train(&data(), config(), &b, false, &device, &|step| step == 8).unwrap(),
+        Outcome::Interrupted
+    );
+    let lines = std::fs::read_to_string(b.join(METRICS))
+        .unwrap()
+        .lines()
+        .count();
     assert_eq!(lines, 1, "one finished epoch logged before the stop");
     assert!(b.join(CHECKPOINT).exists());
-    assert_eq!(train(&data(), config(), &b, true, &device, &|_| false).unwrap(), Outcome::Finished);
+    assert_eq!(
+        train(&data(), config(), &b, true, &device, &|_| false).unwrap(),
+        Outcome::Finished
+    );
 
-    let (ma, mb) = (std::fs::read_to_string(a.join(METRICS)).unwrap(), std::fs::read_to_string(b.join(METRICS)).unwrap());
-    let losses = |m: &str| m.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["val_loss"].as_f64().unwrap()).collect::<Vec<_>>();
+    let (ma, mb) = (
+        std::fs::read_to_string(a.join(METRICS)).unwrap(),
+        std::fs::read_to_string(b.join(METRICS)).unwrap(),
+    );
+    let losses = |m: &str| {
+        m.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["val_loss"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
     assert_eq!(losses(&ma), losses(&mb));
     let (wa, wb) = (weights(&a), weights(&b));
     let first_difference = wa.iter().zip(&wb).position(|(x, y)| x != y);
-    assert!(wa.len() == wb.len() && first_difference.is_none(), "resumed run ends with different weights (sizes {} and {}, first difference at byte {first_difference:?})", wa.len(), wb.len());
+    assert!(
+        wa.len() == wb.len() && first_difference.is_none(),
+        "resumed run ends with different weights (sizes {} and {}, first difference at byte {first_difference:?})",
+        wa.len(),
+        wb.len()
+    );
 }
 
 #[test]
@@ -73,7 +115,10 @@ fn a_new_run_refuses_an_existing_run_folder() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = ferrite_model::device::parse("cpu").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = TrainConfig { epochs: 1, ..config() };
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..config()
+    };
     train(&data(), cfg.clone(), tmp.path(), false, &device, &|_| false).unwrap();
     let err = train(&data(), cfg, tmp.path(), false, &device, &|_| false).unwrap_err();
     assert!(err.contains("already holds a run"), "{err}");

@@ -40,14 +40,37 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         anyhow::bail!("--batch and --iters must be at least 1");
     }
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let r = ferrite_train::bench::bench(&ArchConfig::new(args.arch, args.classes), args.batch, 2, args.iters, &device);
+    let r = ferrite_train::bench::bench(
+        &ArchConfig::new(args.arch, args.classes),
+        args.batch,
+        2,
+        args.iters,
+        &device,
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        println!("{} ({} params, {:.1} M MACs/image), batch {}, {} threads, device {}", r.arch, r.params, r.macs_per_image as f64 / 1e6, r.batch, r.threads, args.device);
-        println!("  train      {:>8.1} img/s  ({:.1} GFLOP/s)", r.train_images_per_second, r.train_gflops);
-        println!("  inference  {:>8.1} img/s  ({:.1} GFLOP/s)", r.infer_images_per_second, r.infer_gflops);
-        println!("  batch-1    {:>8.2} ms p50, {:.2} ms p95", r.latency_ms_p50, r.latency_ms_p95);
+        println!(
+            "{} ({} params, {:.1} M MACs/image), batch {}, {} threads, device {}",
+            r.arch,
+            r.params,
+            r.macs_per_image as f64 / 1e6,
+            r.batch,
+            r.threads,
+            args.device
+        );
+        println!(
+            "  train      {:>8.1} img/s  ({:.1} GFLOP/s)",
+            r.train_images_per_second, r.train_gflops
+        );
+        println!(
+            "  inference  {:>8.1} img/s  ({:.1} GFLOP/s)",
+            r.infer_images_per_second, r.infer_gflops
+        );
+        println!(
+            "  batch-1    {:>8.2} ms p50, {:.2} ms p95",
+            r.latency_ms_p50, r.latency_ms_p95
+        );
         if let Some(m) = r.peak_rss_mib {
             println!("  peak RSS   {m:>8.0} MiB");
         }

@@ -203,8 +203,16 @@ fn sheet(args: SheetArgs) -> Result<i32> {
         })?,
         None => &ds.splits[0],
     };
-    let augment = args.augmented.then(ferrite_data::augment::AugmentConfig::default);
-    let img = ferrite_data::sheet::contact_sheet(split, &ds.classes, args.per_class, args.seed, augment.as_ref());
+    let augment = args
+        .augmented
+        .then(ferrite_data::augment::AugmentConfig::default);
+    let img = ferrite_data::sheet::contact_sheet(
+        split,
+        &ds.classes,
+        args.per_class,
+        args.seed,
+        augment.as_ref(),
+    );
     crate::output::save_png(&img, &args.out)?;
     println!(
         "wrote {} ({}x{}, split {})",

@@ -56,11 +56,27 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     let (net, meta) = ferrite_model::file::load(&args.model, &device)?;
     let ds = crate::cmd::data::load(&args.data)?;
     let split = match &args.split {
-        Some(name) => ds.split(name).with_context(|| format!("no split `{name}` in {} (it has: {})", ds.name, ds.split_names()))?,
+        Some(name) => ds.split(name).with_context(|| {
+            format!(
+                "no split `{name}` in {} (it has: {})",
+                ds.name,
+                ds.split_names()
+            )
+        })?,
         None => ds
             .split_by_role(SplitRole::Test)
-            .or(if ds.splits.len() == 1 { ds.splits.first() } else { None })
-            .with_context(|| format!("{} has no test split; choose one with --split ({})", ds.name, ds.split_names()))?,
+            .or(if ds.splits.len() == 1 {
+                ds.splits.first()
+            } else {
+                None
+            })
+            .with_context(|| {
+                format!(
+                    "{} has no test split; choose one with --split ({})",
+                    ds.name,
+                    ds.split_names()
+                )
+            })?,
     };
     let tta = match args.tta {
         TtaArg::None => Tta::None,
@@ -68,18 +84,41 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         TtaArg::Crops => Tta::Crops,
     };
     let start = Instant::now();
-    let report = ferrite_train::score::score(&net, &meta, &split.samples, &ds.classes, tta, &device, |_| {});
+    let report = ferrite_train::score::score(
+        &net,
+        &meta,
+        &split.samples,
+        &ds.classes,
+        tta,
+        &device,
+        |_| {},
+    );
     let seconds = start.elapsed().as_secs_f64();
     if report.n == 0 {
-        anyhow::bail!("none of the classes of {} is known to the model ({})", ds.name, meta.classes.join(", "));
+        anyhow::bail!(
+            "none of the classes of {} is known to the model ({})",
+            ds.name,
+            meta.classes.join(", ")
+        );
     }
     if let Some(png) = &args.confusion {
-        let title = format!("{} on {} {} (accuracy {:.2} %)", meta.arch.arch, ds.name, split.name, report.accuracy * 100.0);
-        ferrite_train::plot::confusion(&report.confusion.counts, &report.classes, &title, png).map_err(anyhow::Error::msg)?;
+        let title = format!(
+            "{} on {} {} (accuracy {:.2} %)",
+            meta.arch.arch,
+            ds.name,
+            split.name,
+            report.accuracy * 100.0
+        );
+        ferrite_train::plot::confusion(&report.confusion.counts, &report.classes, &title, png)
+            .map_err(anyhow::Error::msg)?;
     }
     if args.json {
-        let per_class: serde_json::Map<String, serde_json::Value> =
-            report.classes.iter().zip(&report.per_class).map(|(c, s)| (c.clone(), json!(s))).collect();
+        let per_class: serde_json::Map<String, serde_json::Value> = report
+            .classes
+            .iter()
+            .zip(&report.per_class)
+            .map(|(c, s)| (c.clone(), json!(s)))
+            .collect();
         let out = json!({
             "model": args.model,
             "dataset": ds.name,
@@ -107,10 +146,26 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         args.tta,
         seconds
     );
-    println!("accuracy {:.2} %   macro-F1 {:.4}\n", report.accuracy * 100.0, report.macro_f1);
-    let mut t = table(vec!["class".into(), "precision".into(), "recall".into(), "F1".into(), "support".into()]);
+    println!(
+        "accuracy {:.2} %   macro-F1 {:.4}\n",
+        report.accuracy * 100.0,
+        report.macro_f1
+    );
+    let mut t = table(vec![
+        "class".into(),
+        "precision".into(),
+        "recall".into(),
+        "F1".into(),
+        "support".into(),
+    ]);
     for (c, s) in report.classes.iter().zip(&report.per_class) {
-        t.add_row(vec![c.clone(), format!("{:.3}", s.precision), format!("{:.3}", s.recall), format!("{:.3}", s.f1), s.support.to_string()]);
+        t.add_row(vec![
+            c.clone(),
+            format!("{:.3}", s.precision),
+            format!("{:.3}", s.recall),
+            format!("{:.3}", s.f1),
+            s.support.to_string(),
+        ]);
     }
     align_numbers(&mut t);
     println!("{t}\n");

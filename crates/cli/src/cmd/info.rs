@@ -35,7 +35,10 @@ pub fn run(args: InfoArgs) -> Result<i32> {
             let (net, meta) = ferrite_model::file::load(path, &device)?;
             (net, Some(meta))
         }
-        None => (ArchConfig::new(args.arch.expect("clap requires --arch"), args.classes).init(&device), None),
+        None => (
+            ArchConfig::new(args.arch.expect("clap requires --arch"), args.classes).init(&device),
+            None,
+        ),
     };
     let trace = net.trace();
     if args.json {
@@ -49,24 +52,59 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         return Ok(0);
     }
     if let Some(m) = &meta {
-        println!("model: {} trained on {} for {} epochs", m.arch.arch, m.dataset, m.epochs);
+        println!(
+            "model: {} trained on {} for {} epochs",
+            m.arch.arch, m.dataset, m.epochs
+        );
         if let (Some(split), Some(acc)) = (&m.val_split, m.val_accuracy) {
             println!("selected on {split}: accuracy {:.2} %", acc * 100.0);
         }
         println!("classes: {}", m.classes.join(", "));
-        println!("input: {}x{}x{}, normalised (x/255 - {}) / {}", m.input_channels, m.input_side, m.input_side, m.normalization.mean, m.normalization.std);
+        println!(
+            "input: {}x{}x{}, normalised (x/255 - {}) / {}",
+            m.input_channels, m.input_side, m.input_side, m.normalization.mean, m.normalization.std
+        );
         println!("written by {}\n", m.created_by);
     }
-    let mut t = table(vec!["layer".into(), "kind".into(), "output".into(), "params".into(), "MACs".into()]);
+    let mut t = table(vec![
+        "layer".into(),
+        "kind".into(),
+        "output".into(),
+        "params".into(),
+        "MACs".into(),
+    ]);
     for l in &trace.layers {
-        let shape = l.output.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
-        let params = if l.params > 0 { l.params.to_string() } else { String::new() };
-        let macs = if l.macs > 0 { l.macs.to_string() } else { String::new() };
+        let shape = l
+            .output
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        let params = if l.params > 0 {
+            l.params.to_string()
+        } else {
+            String::new()
+        };
+        let macs = if l.macs > 0 {
+            l.macs.to_string()
+        } else {
+            String::new()
+        };
         t.add_row(vec![l.name.clone(), l.kind.clone(), shape, params, macs]);
     }
-    t.add_row(vec!["total".into(), String::new(), String::new(), trace.total_params().to_string(), trace.total_macs().to_string()]);
+    t.add_row(vec![
+        "total".into(),
+        String::new(),
+        String::new(),
+        trace.total_params().to_string(),
+        trace.total_macs().to_string(),
+    ]);
     align_numbers(&mut t);
     println!("{t}");
-    println!("{} parameters, {:.1} M multiply-adds per image", trace.total_params(), trace.total_macs() as f64 / 1e6);
+    println!(
+        "{} parameters, {:.1} M multiply-adds per image",
+        trace.total_params(),
+        trace.total_macs() as f64 / 1e6
+    );
     Ok(0)
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ferrite_data::augment::AugmentConfig;
-use ferrite_data::{DataSource, Dataset, Samples, SplitRole};
 use ferrite_data::ferplus::LabelMode;
+use ferrite_data::{DataSource, Dataset, Samples, SplitRole};
 use ferrite_model::ArchKind;
 use ferrite_train::config::{OptimizerKind, ScheduleKind, TrainConfig};
 use ferrite_train::{Outcome, TrainData};
@@ -109,7 +109,11 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
     }
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let out = args.resume.clone().or(args.out.clone()).expect("clap requires --out or --resume");
+    let out = args
+        .resume
+        .clone()
+        .or(args.out.clone())
+        .expect("clap requires --out or --resume");
     let (optimizer, default_lr) = match args.optimizer {
         Optimizer::Sgd => (OptimizerKind::Sgd, 0.05),
         Optimizer::Adamw => (OptimizerKind::AdamW, 0.002),
@@ -132,7 +136,11 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         label_smoothing: args.label_smoothing,
         class_weights: args.class_weights,
         dropout: args.dropout,
-        augment: if args.no_augment { AugmentConfig::none() } else { AugmentConfig::default() },
+        augment: if args.no_augment {
+            AugmentConfig::none()
+        } else {
+            AugmentConfig::default()
+        },
         seed: args.seed,
         limit: args.limit,
         device: args.device.clone(),
@@ -156,19 +164,32 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)...");
     })
     .context("cannot install the Ctrl-C handler")?;
-    match ferrite_train::train(&data, config, &out, args.resume.is_some(), &device, &|_| STOP.load(Ordering::SeqCst)).map_err(anyhow::Error::msg)? {
+    match ferrite_train::train(&data, config, &out, args.resume.is_some(), &device, &|_| {
+        STOP.load(Ordering::SeqCst)
+    })
+    .map_err(anyhow::Error::msg)?
+    {
         Outcome::Finished => Ok(0),
         Outcome::Interrupted => Ok(130),
     }
 }
 
 /// The training and validation sets of a dataset, as a run uses them.
-pub fn train_data(args: &DatasetArgs, seed: u64, limit: Option<usize>, val_limit: Option<usize>) -> Result<TrainData> {
+pub fn train_data(
+    args: &DatasetArgs,
+    seed: u64,
+    limit: Option<usize>,
+    val_limit: Option<usize>,
+) -> Result<TrainData> {
     let source = args.source();
     let ds = crate::cmd::data::load(args)?;
-    let train_split = ds
-        .split_by_role(SplitRole::Train)
-        .with_context(|| format!("{} has no training split (it has: {})", ds.name, ds.split_names()))?;
+    let train_split = ds.split_by_role(SplitRole::Train).with_context(|| {
+        format!(
+            "{} has no training split (it has: {})",
+            ds.name,
+            ds.split_names()
+        )
+    })?;
     let mut train = train_split.samples.clone();
     let (mut val, mut val_name) = match validation_split(&source, &ds)? {
         Some(v) => v,
@@ -189,20 +210,46 @@ pub fn train_data(args: &DatasetArgs, seed: u64, limit: Option<usize>, val_limit
         val_name = format!("{} images of {val_name}", val.len());
     }
     if train.is_empty() || val.is_empty() {
-        bail!("{}: the training and validation sets must not be empty", ds.name);
+        bail!(
+            "{}: the training and validation sets must not be empty",
+            ds.name
+        );
     }
-    Ok(TrainData { dataset: ds.name.clone(), classes: ds.classes.clone(), train: Arc::new(train), val: Arc::new(val), val_name })
+    Ok(TrainData {
+        dataset: ds.name.clone(),
+        classes: ds.classes.clone(),
+        train: Arc::new(train),
+        val: Arc::new(val),
+        val_name,
+    })
 }
 
 /// The validation split. FERPlus trained on vote distributions is still selected on
 /// majority labels, the FERPlus test protocol.
 fn validation_split(source: &DataSource, ds: &Dataset) -> Result<Option<(Samples, String)>> {
-    if let DataSource::FerPlus { csv, votes, mode: LabelMode::Distribution } = source {
-        let majority = DataSource::FerPlus { csv: csv.clone(), votes: votes.clone(), mode: LabelMode::Majority }.load()?;
-        let val = majority.split_by_role(SplitRole::Val).expect("FERPlus has a validation split");
-        return Ok(Some((val.samples.clone(), format!("{} (majority)", val.name))));
+    if let DataSource::FerPlus {
+        csv,
+        votes,
+        mode: LabelMode::Distribution,
+    } = source
+    {
+        let majority = DataSource::FerPlus {
+            csv: csv.clone(),
+            votes: votes.clone(),
+            mode: LabelMode::Majority,
+        }
+        .load()?;
+        let val = majority
+            .split_by_role(SplitRole::Val)
+            .expect("FERPlus has a validation split");
+        return Ok(Some((
+            val.samples.clone(),
+            format!("{} (majority)", val.name),
+        )));
     }
-    Ok(ds.split_by_role(SplitRole::Val).map(|s| (s.samples.clone(), s.name.clone())))
+    Ok(ds
+        .split_by_role(SplitRole::Val)
+        .map(|s| (s.samples.clone(), s.name.clone())))
 }
 
 /// A seeded stratified split: `fraction` of each class goes to the hold-out.
@@ -211,7 +258,11 @@ pub fn holdout(samples: &Samples, classes: usize, fraction: f64, seed: u64) -> (
     let mut keep = Vec::new();
     let mut held = Vec::new();
     for c in 0..classes {
-        let members: Vec<usize> = order.iter().copied().filter(|&i| samples.label(i) as usize == c).collect();
+        let members: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&i| samples.label(i) as usize == c)
+            .collect();
         let n_held = ((members.len() as f64) * fraction).round() as usize;
         let n_held = if members.len() >= 2 { n_held.max(1) } else { 0 };
         held.extend_from_slice(&members[..n_held]);
@@ -219,5 +270,8 @@ pub fn holdout(samples: &Samples, classes: usize, fraction: f64, seed: u64) -> (
     }
     keep.sort_unstable();
     held.sort_unstable();
-    (samples.subset(&keep, classes), samples.subset(&held, classes))
+    (
+        samples.subset(&keep, classes),
+        samples.subset(&held, classes),
+    )
 }

@@ -23,7 +23,10 @@ pub fn real_file(relative: &str) -> Option<PathBuf> {
     if std::env::var("FERRITE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
         panic!("{} is missing and FERRITE_REQUIRE_DATA=1", path.display());
     }
-    eprintln!("SKIPPED: {} not found (set FERRITE_DATA_DIR to run this test)", path.display());
+    eprintln!(
+        "SKIPPED: {} not found (set FERRITE_DATA_DIR to run this test)",
+        path.display()
+    );
     None
 }
 
@@ -37,7 +40,10 @@ pub fn ferplus() -> Option<(PathBuf, PathBuf)> {
 
 /// Runs the `ferrite` binary built for these tests.
 pub fn ferrite(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrite")).args(args).output().expect("run ferrite")
+    Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(args)
+        .output()
+        .expect("run ferrite")
 }
 
 /// Runs `ferrite`, asserts success and returns its standard output.
