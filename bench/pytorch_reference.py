@@ -142,7 +142,7 @@ def bench(arch, batch, warmup, iters, classes):
         for i in range(warmup + iters):
             if i == warmup:
                 start = time.perf_counter()
-            model(x).numpy()
+            model(x)[0, 0].item()
         infer_ips = iters * batch / (time.perf_counter() - start)
         x1 = face_like(1)
         for _ in range(max(warmup, 3)):
@@ -150,7 +150,7 @@ def bench(arch, batch, warmup, iters, classes):
         times = []
         for _ in range(iters * 4):
             t = time.perf_counter()
-            model(x1).numpy()
+            model(x1)[0, 0].item()
             times.append((time.perf_counter() - t) * 1000)
     times.sort()
     pct = lambda p: times[round((len(times) - 1) * p)]
