@@ -36,6 +36,11 @@ impl Usage {
         }
     }
 
+    /// Position in [`Usage::ALL`] (and in [`usage_splits`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn role(self) -> SplitRole {
         match self {
             Usage::Training => SplitRole::Train,
@@ -69,17 +74,10 @@ impl Fer2013Table {
         if !self.problems.is_empty() {
             return Err(DataError::Invalid(self.problems));
         }
-        let mut splits: Vec<Split> = Usage::ALL
-            .iter()
-            .map(|u| Split {
-                name: u.name().to_string(),
-                role: u.role(),
-                samples: Samples::default(),
-            })
-            .collect();
+        let mut splits = usage_splits();
         for row in 0..self.rows() {
             let usage = self.usages[row].expect("valid rows have a usage");
-            let split = &mut splits[Usage::ALL.iter().position(|&u| u == usage).unwrap()];
+            let split = &mut splits[usage.index()];
             split
                 .samples
                 .push(self.image(row), self.labels[row] as u32, Origin::Row(row));
@@ -91,6 +89,18 @@ impl Fer2013Table {
             skipped: Problems::default(),
         })
     }
+}
+
+/// One empty split per usage, in [`Usage::ALL`] order.
+pub fn usage_splits() -> Vec<Split> {
+    Usage::ALL
+        .iter()
+        .map(|u| Split {
+            name: u.name().to_string(),
+            role: u.role(),
+            samples: Samples::default(),
+        })
+        .collect()
 }
 
 /// Reads a whole fer2013.csv (plain or gzip), collecting row problems up to `cap`.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::classes::FERPLUS_CLASSES;
-use crate::dataset::{Dataset, Origin, Samples, Split};
-use crate::fer2013::{Fer2013Table, Usage, read_fer2013};
+use crate::dataset::{Dataset, Origin};
+use crate::fer2013::{Fer2013Table, Usage, read_fer2013, usage_splits};
 use crate::input::{open_text, read_line, show, split_fields};
 use crate::problem::{DEFAULT_PROBLEM_CAP, DataError, Problem, Problems};
 
@@ -280,14 +280,7 @@ fn build(fer: &Fer2013Table, votes: &VoteTable, mode: LabelMode) -> Dataset {
             last_row_of.insert(row.image_name.as_str(), i);
         }
     }
-    let mut splits: Vec<Split> = Usage::ALL
-        .iter()
-        .map(|u| Split {
-            name: u.name().to_string(),
-            role: u.role(),
-            samples: Samples::default(),
-        })
-        .collect();
+    let mut splits = usage_splits();
     for (i, row) in rows.iter().enumerate() {
         let Some(&pixel_row) = last_row_of.get(row.image_name.as_str()) else {
             continue;
@@ -295,7 +288,7 @@ fn build(fer: &Fer2013Table, votes: &VoteTable, mode: LabelMode) -> Dataset {
         let Verdict::Label(label, soft) = verdict(&row.votes, mode) else {
             continue;
         };
-        let split = &mut splits[Usage::ALL.iter().position(|&u| u == row.usage).unwrap()].samples;
+        let split = &mut splits[row.usage.index()].samples;
         match soft {
             Some(target) => split.push_soft(fer.image(pixel_row), label, Origin::Row(i), &target),
             None => split.push(fer.image(pixel_row), label, Origin::Row(i)),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use ferrite_data::Dataset;
+use ferrite_data::{Dataset, Split};
 use serde_json::json;
 
 use crate::dataset_args::DatasetArgs;
@@ -103,6 +103,17 @@ pub fn load(data: &DatasetArgs) -> Result<Dataset> {
     Ok(ds)
 }
 
+/// The split called `name` (or with that role: train, val, test), or an error listing them.
+pub fn named_split<'a>(ds: &'a Dataset, name: &str) -> Result<&'a Split> {
+    ds.split(name).with_context(|| {
+        format!(
+            "no split `{name}` in {} (it has: {})",
+            ds.name,
+            ds.split_names()
+        )
+    })
+}
+
 fn stats(data: &DatasetArgs, as_json: bool) -> Result<i32> {
     let start = Instant::now();
     let ds = load(data)?;
@@ -194,13 +205,7 @@ fn sheet(args: SheetArgs) -> Result<i32> {
     }
     let ds = load(&args.data)?;
     let split = match &args.split {
-        Some(name) => ds.split(name).with_context(|| {
-            format!(
-                "no split `{name}` in {} (it has: {})",
-                ds.name,
-                ds.split_names()
-            )
-        })?,
+        Some(name) => named_split(&ds, name)?,
         None => &ds.splits[0],
     };
     let augment = args
@@ -226,16 +231,12 @@ fn sheet(args: SheetArgs) -> Result<i32> {
 
 fn export(data: &DatasetArgs, out: &std::path::Path, splits: &[String]) -> Result<i32> {
     let ds = load(data)?;
-    for name in splits {
-        if !ds.splits.iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
-            bail!(
-                "no split `{name}` in {} (it has: {})",
-                ds.name,
-                ds.split_names()
-            );
-        }
-    }
-    let n = ferrite_data::export::export_png(&ds, out, splits).map_err(anyhow::Error::msg)?;
+    // Names or roles (`test`) as the user gave them, resolved to the dataset's own names.
+    let names = splits
+        .iter()
+        .map(|n| named_split(&ds, n).map(|s| s.name.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    let n = ferrite_data::export::export_png(&ds, out, &names).map_err(anyhow::Error::msg)?;
     println!("wrote {n} PNG files under {}", out.display());
     Ok(0)
 }

@@ -56,13 +56,7 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     let (net, meta) = ferrite_model::file::load(&args.model, &device)?;
     let ds = crate::cmd::data::load(&args.data)?;
     let split = match &args.split {
-        Some(name) => ds.split(name).with_context(|| {
-            format!(
-                "no split `{name}` in {} (it has: {})",
-                ds.name,
-                ds.split_names()
-            )
-        })?,
+        Some(name) => crate::cmd::data::named_split(&ds, name)?,
         None => ds
             .split_by_role(SplitRole::Test)
             .or(if ds.splits.len() == 1 {
