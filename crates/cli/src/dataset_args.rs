@@ -6,34 +6,25 @@ use clap::{ArgGroup, Args, ValueEnum};
 use ferrite_data::DataSource;
 use ferrite_data::ferplus::LabelMode;
 
+const HEADING: &str = "Dataset (give --fer2013, --fer2013 with --ferplus, or --images)";
+
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Dataset (give --fer2013, --fer2013 with --ferplus, or --images)")]
 #[command(group(ArgGroup::new("dataset").required(true).args(["fer2013", "images"])))]
 pub struct DatasetArgs {
     /// The Kaggle fer2013.csv, plain or gzip-compressed (detected by content).
-    #[arg(
-        long,
-        value_name = "CSV",
-        required_unless_present = "images",
-        conflicts_with = "images"
-    )]
+    #[arg(help_heading = HEADING, long, value_name = "CSV")]
     pub fer2013: Option<PathBuf>,
 
     /// FERPlus votes (fer2013new.csv): 8-class labels for the fer2013.csv rows.
-    #[arg(
-        long,
-        value_name = "VOTES_CSV",
-        requires = "fer2013",
-        conflicts_with = "images"
-    )]
+    #[arg(help_heading = HEADING, long, value_name = "VOTES_CSV", requires = "fer2013", conflicts_with = "images")]
     pub ferplus: Option<PathBuf>,
 
     /// How FERPlus votes become labels.
-    #[arg(long, value_enum, default_value_t = Labels::Majority, requires = "ferplus")]
+    #[arg(help_heading = HEADING, long, value_enum, default_value_t = Labels::Majority, requires = "ferplus")]
     pub labels: Labels,
 
     /// A folder of images: DIR/<class>/* or DIR/<split>/<class>/* (split: train, val, test).
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = HEADING, long, value_name = "DIR")]
     pub images: Option<PathBuf>,
 }
 

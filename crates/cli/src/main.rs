@@ -26,13 +26,9 @@ enum Command {
     /// Look at, validate and export datasets (FER2013, FERPlus, image folders).
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
-    /// Score a model on a labelled split (accuracy, macro-F1, confusion matrix).
     Eval(cmd::eval::EvalArgs),
-    /// Measure training and inference speed of a network.
     Bench(cmd::bench::BenchArgs),
-    /// Show a network's layers, parameters and multiply-adds (or a model file's metadata).
     Info(cmd::info::InfoArgs),
-    /// Train a network (ferrite, mini-xception, vgg13) on a dataset.
     Train(cmd::train::TrainArgs),
 }
 

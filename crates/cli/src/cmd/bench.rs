@@ -11,8 +11,10 @@ use ferrite_model::{ArchConfig, ArchKind};
 /// Example: ferrite bench --arch ferrite --batch 64 --json
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Network to measure.
     #[arg(long, default_value = "ferrite", value_parser = crate::cmd::train::parse_arch)]
     arch: ArchKind,
+    /// Batch size for the training and inference figures.
     #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Timed iterations (after 2 untimed warm-up ones).

@@ -36,8 +36,10 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+    /// Epochs to train (with --resume: the run's new total).
     #[arg(long, default_value_t = 60)]
     epochs: usize,
+    /// Images per optimiser step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
     #[arg(long, value_enum, default_value_t = Optimizer::Sgd)]
@@ -45,11 +47,13 @@ pub struct TrainArgs {
     /// Peak learning rate [default: 0.05 for sgd, 0.002 for adamw].
     #[arg(long)]
     lr: Option<f64>,
+    /// L2 weight decay (decoupled for AdamW).
     #[arg(long, default_value_t = 5e-4)]
     weight_decay: f64,
     /// SGD momentum (Nesterov, no dampening).
     #[arg(long, default_value_t = 0.9)]
     momentum: f64,
+    /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = Schedule::OneCycle)]
     schedule: Schedule,
     /// Warm-up epochs (cosine and plateau schedules).
@@ -58,6 +62,7 @@ pub struct TrainArgs {
     /// Plateau schedule: epochs without improvement before the rate is cut by 10.
     #[arg(long, default_value_t = 5)]
     patience: usize,
+    /// Share of the target spread evenly over all classes.
     #[arg(long, default_value_t = 0.1)]
     label_smoothing: f64,
     /// Weight classes by inverse frequency in the loss.
@@ -69,6 +74,7 @@ pub struct TrainArgs {
     /// Turn off data augmentation.
     #[arg(long)]
     no_augment: bool,
+    /// Seed of initialisation, data order, augmentation and dropout (a run is reproducible).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// CPU threads [default: all cores].
@@ -87,14 +93,19 @@ pub struct TrainArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Optimizer {
+    /// SGD with Nesterov momentum (no dampening, as PyTorch).
     Sgd,
+    /// Adam with decoupled weight decay (epsilon 1e-8, as PyTorch).
     Adamw,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Schedule {
+    /// Linear warm-up, then cosine decay to zero.
     Cosine,
+    /// Up to the peak over the first 30 % of steps, then down to peak/10^4.
     OneCycle,
+    /// Divide by 10 when validation loss stalls for --patience epochs.
     Plateau,
 }
 
