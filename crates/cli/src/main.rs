@@ -26,10 +26,10 @@ enum Command {
     /// Look at, validate and export datasets (FER2013, FERPlus, image folders).
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
-    Eval(cmd::eval::EvalArgs),
-    Bench(cmd::bench::BenchArgs),
     Info(cmd::info::InfoArgs),
     Train(cmd::train::TrainArgs),
+    Eval(cmd::eval::EvalArgs),
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {

@@ -4,7 +4,9 @@ use anyhow::Result;
 use clap::Args;
 use ferrite_model::{ArchConfig, ArchKind};
 
-/// Measure a network's training throughput (forward + backward + SGD step), inference
+/// Measure how fast a network trains and runs here.
+///
+/// Training throughput (forward + backward + SGD step), inference
 /// throughput and batch-1 latency on synthetic 48x48 input, with achieved GFLOP/s and peak
 /// memory. Compare with `bench/pytorch_reference.py` on the same machine.
 ///

@@ -12,8 +12,9 @@ use serde_json::json;
 use crate::dataset_args::DatasetArgs;
 use crate::output::{align_numbers, table};
 
-/// Score a model on a dataset split: accuracy, macro-F1, per-class precision/recall/F1 and
-/// the confusion matrix. Classes are matched by name (a FERPlus model can be scored on
+/// Score a model on a labelled split (accuracy, macro-F1, confusion matrix).
+///
+/// Prints accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix. Classes are matched by name (a FERPlus model can be scored on
 /// FER2013 or on a folder of CK+-style class names); dataset classes the model does not
 /// know are reported and left out.
 ///

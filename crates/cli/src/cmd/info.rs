@@ -8,7 +8,9 @@ use ferrite_model::{ArchConfig, ArchKind};
 
 use crate::output::{align_numbers, table};
 
-/// Print a network's layers with output shapes, parameters and multiply-adds per image,
+/// Show a network's layer table, or what a model file holds.
+///
+/// Prints the layers with output shapes, parameters and multiply-adds per image,
 /// or (with --model) a model file's metadata and layers.
 ///
 /// Example: ferrite info --arch ferrite

@@ -15,7 +15,9 @@ use ferrite_train::{Outcome, TrainData};
 
 use crate::dataset_args::DatasetArgs;
 
-/// Train a network. Each epoch trains on the training split, scores the validation split
+/// Train a network (ferrite, mini-xception, vgg13) on a dataset.
+///
+/// Each epoch trains on the training split, scores the validation split
 /// (PublicTest, FERPlus valid, or a folder's `val`; a folder without one gets a seeded
 /// stratified 10 % hold-out), and writes to the run folder: config.json, metrics.jsonl,
 /// curves.png, last.ckpt (to resume) and best.safetensors (the best validation model).
