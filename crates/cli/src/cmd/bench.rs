@@ -28,7 +28,7 @@ pub struct BenchArgs {
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// cpu, or cuda[:N] in a build with `--features cuda`.
+    /// cpu, or gpu[:N] in a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Print one JSON object.

@@ -38,7 +38,7 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// cpu, or cuda[:N] in a build with `--features cuda`.
+    /// cpu, or gpu[:N] in a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
 }

@@ -88,7 +88,7 @@ pub struct TrainArgs {
     /// Validate on N validation images only (a seeded stratified subset), for quick runs.
     #[arg(long, value_name = "N")]
     val_limit: Option<usize>,
-    /// cpu, or cuda[:N] in a build with `--features cuda`.
+    /// cpu, or gpu[:N] in a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
 }
