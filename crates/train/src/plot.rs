@@ -46,7 +46,7 @@ pub fn curves(history: &[EpochMetrics], val_name: &str, path: &Path) -> Result<(
         let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let panels = root.split_evenly((1, 2));
-        let epochs = history.len().max(2) as f64;
+        let epochs = history.len().max(2) as i32;
         let series = [
             (
                 "loss",
@@ -83,19 +83,21 @@ pub fn curves(history: &[EpochMetrics], val_name: &str, path: &Path) -> Result<(
                 .margin(12)
                 .x_label_area_size(35)
                 .y_label_area_size(55)
-                .build_cartesian_2d(1f64..epochs, (lo - pad)..(hi + pad))
+                .build_cartesian_2d(1i32..epochs, (lo - pad)..(hi + pad))
                 .map_err(err)?;
             chart
                 .configure_mesh()
                 .x_desc("epoch")
+                .x_labels(history.len().clamp(2, 12))
+                .light_line_style(WHITE)
                 .label_style((FONT, 13))
                 .draw()
                 .map_err(err)?;
             for (label, color, pick) in [("train", BLUE, 0usize), (val_name, RED, 1)] {
-                let points: Vec<(f64, f64)> = values
+                let points: Vec<(i32, f64)> = values
                     .iter()
                     .enumerate()
-                    .map(|(i, &(a, b))| ((i + 1) as f64, if pick == 0 { a } else { b }))
+                    .map(|(i, &(a, b))| ((i + 1) as i32, if pick == 0 { a } else { b }))
                     .collect();
                 chart
                     .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
