@@ -20,6 +20,14 @@ fn manifest_counts(after_heading: &str, split: &str, columns: usize) -> Vec<u64>
         .collect()
 }
 
+/// Per-class counts of one split in `data stats --json` output, in `classes` order.
+fn split_counts(json: &Value, split: &str, classes: &[&str]) -> Vec<u64> {
+    classes
+        .iter()
+        .map(|c| json["splits"][split]["classes"][c].as_u64().unwrap())
+        .collect()
+}
+
 #[test]
 fn fer2013_class_counts_match_the_manifest() {
     let Some(csv) = fer2013() else { return };
@@ -46,11 +54,7 @@ fn fer2013_class_counts_match_the_manifest() {
     );
     for split in ["Training", "PublicTest", "PrivateTest"] {
         let want = manifest_counts("class counts per Usage", split, 7);
-        let got: Vec<u64> = classes
-            .iter()
-            .map(|c| json["splits"][split]["classes"][c].as_u64().unwrap())
-            .collect();
-        assert_eq!(got, want, "{split}");
+        assert_eq!(split_counts(&json, split, &classes), want, "{split}");
         assert_eq!(
             json["splits"][split]["total"].as_u64().unwrap(),
             want.iter().sum::<u64>()
@@ -90,11 +94,7 @@ fn ferplus_majority_counts_match_the_protocol() {
     assert_eq!(classes.len(), 8);
     for split in ["Training", "PublicTest", "PrivateTest"] {
         let want = manifest_counts("majority label counts per split", split, 8);
-        let got: Vec<u64> = classes
-            .iter()
-            .map(|c| json["splits"][split]["classes"][c].as_u64().unwrap())
-            .collect();
-        assert_eq!(got, want, "{split}");
+        assert_eq!(split_counts(&json, split, &classes), want, "{split}");
     }
 }
 
