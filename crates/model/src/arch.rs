@@ -12,7 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{ConvBnRelu, Residual, SeparableBn, conv, max_pool};
+use crate::layers::{ConvBnRelu, Residual, SeparableBn, conv, conv_forward, max_pool, norm_forward, pool_forward};
 use crate::summary::Trace;
 
 /// Side of the square gray input every network takes.
@@ -208,17 +208,13 @@ impl FerriteNet {
         for layer in &self.stem {
             x = layer.forward(x);
         }
-        x = self.pool.forward(x);
+        x = pool_forward(&self.pool, x);
         for layer in &self.stage1 {
             x = layer.forward(x);
         }
-        x = self.pool.forward(x);
-        x = self
-            .pool
-            .forward(self.stage2.forward(self.stage2_in.forward(x)));
-        x = self
-            .pool
-            .forward(self.stage3.forward(self.stage3_in.forward(x)));
+        x = pool_forward(&self.pool, x);
+        x = pool_forward(&self.pool, self.stage2.forward(self.stage2_in.forward(x)));
+        x = pool_forward(&self.pool, self.stage3.forward(self.stage3_in.forward(x)));
         let x: Tensor<2> = x.flatten(1, 3);
         self.fc.forward(self.dropout.forward(x))
     }
@@ -298,11 +294,11 @@ impl MiniXception {
             x = b.forward(x);
         }
         for m in &self.modules {
-            let residual = m.shortcut_bn.forward(m.shortcut.forward(x.clone()));
+            let residual = norm_forward(&m.shortcut_bn, conv_forward(&m.shortcut, x.clone()), false);
             let y = m.sep2.forward(relu(m.sep1.forward(x)));
             x = m.pool.forward(y) + residual;
         }
-        let x = self.head.forward(x);
+        let x = conv_forward(&self.head, x);
         let [n, c, _, _] = x.dims();
         x.mean_dim(3).mean_dim(2).reshape([n, c])
     }
@@ -376,9 +372,9 @@ impl Vgg13 {
     fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         for block in &self.blocks {
             for c in block {
-                x = relu(c.forward(x));
+                x = relu(conv_forward(c, x));
             }
-            x = self.block_dropout.forward(self.pool.forward(x));
+            x = self.block_dropout.forward(pool_forward(&self.pool, x));
         }
         let x: Tensor<2> = x.flatten(1, 3);
         let x = self.dropout.forward(relu(self.fc1.forward(x)));

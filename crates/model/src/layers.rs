@@ -6,6 +6,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use ferrite_kernels::{conv2d, max_pool2x2, norm_train};
 
 use crate::summary::Trace;
 
@@ -37,6 +38,61 @@ pub fn max_pool(k: usize, stride: usize, pad: usize) -> MaxPool2d {
         .init()
 }
 
+/// `conv.forward(x)`, through ferrite's own kernels where they apply (one group, dilation 1,
+/// symmetric padding); depthwise convs keep burn's kernel, which is already direct.
+pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        PaddingConfig2d::Valid => Some([0, 0]),
+        _ => None,
+    };
+    match padding {
+        Some(padding) if conv.groups == 1 && conv.dilation == [1, 1] => {
+            let y = conv2d(x, conv.weight.val(), conv.stride, padding);
+            match &conv.bias {
+                Some(bias) => {
+                    let [_, c, _, _] = y.dims();
+                    y + bias.val().reshape([1, c, 1, 1])
+                }
+                None => y,
+            }
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// `pool.forward(x)`, through ferrite's kernel for the 2x2/2 pools of `ferrite` and `vgg13`.
+pub fn pool_forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let unpadded = matches!(pool.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
+    if pool.kernel_size == [2, 2] && pool.stride == [2, 2] && pool.dilation == [1, 1] && unpadded && !pool.ceil_mode {
+        max_pool2x2(x)
+    } else {
+        pool.forward(x)
+    }
+}
+
+/// `bn.forward(x)`, then ReLU when `relu_after`. In training, batch norm and ReLU run as one
+/// fused kernel, and the running statistics are updated exactly as burn's `BatchNorm` does.
+pub fn norm_forward(bn: &BatchNorm, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
+    // burn's own rule for training mode: an autodiff device and a layer not frozen.
+    if !(x.device().is_autodiff() && bn.training.is_enabled()) {
+        let y = bn.forward(x);
+        return if relu_after { relu(y) } else { y };
+    }
+    let r = norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon, relu_after);
+    let device = r.output.device();
+    let m = bn.momentum;
+    let mean = bn.running_mean.value_sync().to_device(&device);
+    let var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean
+        .update((mean.mul_scalar(1.0 - m) + r.mean.detach().mul_scalar(m)).detach());
+    bn.running_var
+        .update((var.mul_scalar(1.0 - m) + r.variance.detach().mul_scalar(m)).detach());
+    r.output
+}
+
 /// conv → batch norm → ReLU.
 #[derive(Module, Debug)]
 pub struct ConvBnRelu {
@@ -53,7 +109,7 @@ impl ConvBnRelu {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        norm_forward(&self.bn, conv_forward(&self.conv, x), true)
     }
 
     pub fn trace(&self, name: &str, t: &mut Trace) {
@@ -81,9 +137,7 @@ impl Residual {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self
-            .bn
-            .forward(self.conv.forward(self.a.forward(x.clone())));
+        let y = norm_forward(&self.bn, conv_forward(&self.conv, self.a.forward(x.clone())), false);
         relu(x + y)
     }
 
@@ -119,8 +173,8 @@ impl SeparableBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn
-            .forward(self.pointwise.forward(self.depthwise.forward(x)))
+        let y = conv_forward(&self.pointwise, self.depthwise.forward(x));
+        norm_forward(&self.bn, y, false)
     }
 
     pub fn trace(&self, name: &str, t: &mut Trace) {

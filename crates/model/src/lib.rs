@@ -7,4 +7,6 @@ mod layers;
 pub mod summary;
 
 pub use arch::{ArchConfig, ArchKind, Network};
+/// The CPU kernels the layers run on (and the switch back to burn's operations).
+pub use ferrite_kernels as kernels;
 pub use file::{ModelFileError, ModelMeta};

@@ -25,6 +25,8 @@ pub struct BenchResult {
     pub infer_gflops: f64,
     pub peak_rss_mib: Option<f64>,
     pub threads: usize,
+    /// Whose CPU operations ran: "ferrite" (our kernels) or "burn".
+    pub kernels: String,
 }
 
 /// Deterministic face-like input: smooth gradients plus texture, normalised.
@@ -117,6 +119,7 @@ pub fn bench(
         infer_gflops: infer_ips * macs as f64 * 2.0 / 1e9,
         peak_rss_mib: peak_rss_mib(),
         threads: rayon::current_num_threads(),
+        kernels: if ferrite_model::kernels::burn_ops() { "burn" } else { "ferrite" }.into(),
     }
 }
 

@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// cpu, or gpu[:N] in a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Run burn's own CPU operations instead of ferrite's kernels (conv, batch norm + ReLU,
+    /// max pool), to see what the kernels gain.
+    #[arg(long)]
+    burn_ops: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -44,6 +48,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         anyhow::bail!("--batch and --iters must be at least 1");
     }
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
+    ferrite_model::kernels::use_burn_ops(args.burn_ops);
     let r = ferrite_train::bench::bench(
         &ArchConfig::new(args.arch, args.classes),
         args.batch,
@@ -55,13 +60,14 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "{} ({} params, {:.1} M MACs/image), batch {}, {} threads, device {}",
+            "{} ({} params, {:.1} M MACs/image), batch {}, {} threads, device {}, {} kernels",
             r.arch,
             r.params,
             r.macs_per_image as f64 / 1e6,
             r.batch,
             r.threads,
-            args.device
+            args.device,
+            r.kernels
         );
         println!(
             "  train      {:>8.1} img/s  ({:.1} GFLOP/s)",

@@ -1,0 +1,114 @@
+//! Where a training step of the `ferrite` network spends its time, layer by layer: our kernels
+//! beside burn's flex operations on the same shapes (batch 64, all cores).
+//!
+//! `cargo bench -p ferrite-kernels` prints milliseconds per call and GFLOP/s for the forward
+//! pass and for the backward pass (both gradients) of every conv shape of the network, and
+//! for batch norm + ReLU and 2x2 max pooling at each resolution.
+
+use std::time::Instant;
+
+use burn::tensor::activation::relu;
+use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Distribution, Tensor};
+use ferrite_kernels::{conv2d, max_pool2x2, norm_train};
+
+const BATCH: usize = 64;
+
+/// Median milliseconds of `runs` calls of `f` after one warm-up call.
+fn time_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
+}
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+/// Forward alone, and forward + backward through autodiff, of `op` on an input of `shape`.
+fn forward_backward(
+    shape: [usize; 4],
+    op: &dyn Fn(Tensor<4>) -> Tensor<4>,
+) -> (f64, f64) {
+    let plain = Device::flex();
+    let ad = plain.clone().autodiff();
+    let x = random(shape, &plain);
+    let fwd = time_ms(5, || {
+        let _ = op(x.clone()).into_data();
+    });
+    let x = random(shape, &ad).require_grad();
+    let both = time_ms(5, || {
+        let y = op(x.clone());
+        let grads = y.sum().backward();
+        let _ = x.grad(&grads).unwrap().into_data();
+    });
+    (fwd, both)
+}
+
+fn main() {
+    println!("batch {BATCH}; ms per call (median of 5); GFLOP/s = 2·MACs / time");
+    println!();
+    println!("| conv | MACs | fwd ours | fwd burn | fwd+bwd ours | fwd+bwd burn | fwd+bwd GFLOP/s ours | burn |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (cin, cout, side) in [(1, 16, 48), (16, 16, 48), (16, 32, 24), (32, 32, 24), (32, 96, 12), (96, 96, 12), (96, 192, 6), (192, 192, 6)] {
+        let plain = Device::flex();
+        let w = random([cout, cin, 3, 3], &plain);
+        let macs = (BATCH * cout * side * side * cin * 9) as f64;
+        let wa = w.clone();
+        let ours = forward_backward([BATCH, cin, side, side], &move |x| {
+            let w = wa.clone().to_device(&x.device());
+            conv2d(x, w, [1, 1], [1, 1])
+        });
+        let burn = forward_backward([BATCH, cin, side, side], &move |x| {
+            let w = w.clone().to_device(&x.device());
+            burn_conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+        });
+        // fwd + bwd of an input that needs its gradient: 3 products of the forward's size.
+        let gflops = |ms: f64| 3.0 * 2.0 * macs / ms / 1e6;
+        println!(
+            "| {cin}→{cout} {side}x{side} | {:.0} M | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            macs / 1e6 / BATCH as f64,
+            ours.0,
+            burn.0,
+            ours.1,
+            burn.1,
+            gflops(ours.1),
+            gflops(burn.1)
+        );
+    }
+    println!();
+    println!("| op | shape | fwd ours | fwd burn | fwd+bwd ours | fwd+bwd burn |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (c, side) in [(16, 48), (32, 24), (96, 12), (192, 6)] {
+        let shape = [BATCH, c, side, side];
+        let plain = Device::flex();
+        let (g, b) = (random([c], &plain), random([c], &plain));
+        let (g2, b2) = (g.clone(), b.clone());
+        let ours = forward_backward(shape, &move |x| {
+            let d = x.device();
+            norm_train(x, g.clone().to_device(&d), b.clone().to_device(&d), 1e-5, true).output
+        });
+        let burn = forward_backward(shape, &move |x| {
+            let d = x.device();
+            relu(batch_norm_train(x, g2.clone().to_device(&d), b2.clone().to_device(&d), 1e-5).output)
+        });
+        println!(
+            "| batch norm + ReLU | {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            ours.0, burn.0, ours.1, burn.1
+        );
+        let ours = forward_backward(shape, &|x| max_pool2x2(x));
+        let burn = forward_backward(shape, &|x| max_pool2d(x, MaxPoolOptions::new([2, 2])));
+        println!(
+            "| max pool 2x2 | {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            ours.0, burn.0, ours.1, burn.1
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! 2-D convolution (one group) on contiguous NCHW f32 data: forward, and both gradients in
+//! one pass.
+//!
+//! Why our own: burn's flex backend converts every conv input to NHWC and back, computes the
+//! input gradient as a transposed convolution and the weight gradient as a convolution whose
+//! "kernel" is the whole output-gradient image; on our 48x48 network those copies cost as much
+//! as the multiplies. Here each step is one im2col copy and one matrix multiply in NCHW:
+//!
+//! - forward: `out[O, P] = W[O, K] · col[K, P]`
+//! - weight gradient: `dW[O, K] += G[O, P] · colᵀ[P, K]`, summed over the batch
+//! - input gradient: `dcol[K, P] = Wᵀ[K, O] · G[O, P]`, then col2im adds `dcol` back into `dx`
+//!
+//! with `K = Cin·kh·kw` and `P = OH·OW`. Small feature maps are batched: several images share
+//! one im2col matrix so that the multiply has at least [`MIN_COLUMNS`] columns; large ones are
+//! cut into bands of at most [`MAX_COLUMNS`]. Chunks of images run on rayon's threads; each
+//! multiply is single-threaded.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::gemm::{MatRef, matmul};
+
+/// Fewest im2col columns per multiply: below this the multiply's packing and edge costs
+/// dominate (the 6x6 maps of our last stage have 36 columns per image), so several images
+/// share one multiply.
+pub const MIN_COLUMNS: usize = 256;
+
+/// Most im2col columns per multiply: a large map is cut into bands of output rows whose
+/// patch matrix (`Cin·kh·kw` x columns) stays in the core's cache between im2col and the
+/// multiply (a whole 48x48 map of 16 channels would be 1.3 MB).
+pub const MAX_COLUMNS: usize = 512;
+
+/// Sizes of one convolution: input `[batch, cin, h, w]`, weight `[cout, cin, kh, kw]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl ConvShape {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.padding[0] - self.kh) / self.stride[0] + 1
+    }
+
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.padding[1] - self.kw) / self.stride[1] + 1
+    }
+
+    /// Rows of the im2col matrix: one per weight of an output channel.
+    fn patch(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+
+    /// Output positions per image.
+    fn positions(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    fn input_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+
+    fn output_len(&self) -> usize {
+        self.cout * self.positions()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.cout * self.patch()
+    }
+
+    /// Images per unit of parallel work.
+    fn images_per_chunk(&self) -> usize {
+        MIN_COLUMNS
+            .div_ceil(self.positions().max(1))
+            .clamp(1, self.batch.max(1))
+    }
+
+    /// The bands of output rows one multiply covers: the whole map, or for large maps
+    /// (then one image per chunk) bands of at most [`MAX_COLUMNS`] positions.
+    fn bands(&self) -> impl Iterator<Item = Range<usize>> + use<> {
+        let (oh, ow) = (self.out_h(), self.out_w());
+        let rows = if self.positions() > MAX_COLUMNS { (MAX_COLUMNS / ow.max(1)).max(1) } else { oh.max(1) };
+        (0..oh).step_by(rows).map(move |r| r..(r + rows).min(oh))
+    }
+
+    fn check(&self, x: &[f32], w: &[f32]) {
+        assert!(
+            self.h + 2 * self.padding[0] >= self.kh && self.w + 2 * self.padding[1] >= self.kw,
+            "conv2d: kernel larger than the padded input"
+        );
+        assert!(self.stride[0] > 0 && self.stride[1] > 0, "conv2d: zero stride");
+        assert_eq!(x.len(), self.batch * self.input_len(), "conv2d: input size");
+        assert_eq!(w.len(), self.weight_len(), "conv2d: weight size");
+    }
+}
+
+/// Buffers one thread reuses from call to call, so that a training step does not fault in
+/// fresh pages for every layer.
+#[derive(Default)]
+struct Scratch {
+    col: Vec<f32>,
+    dcol: Vec<f32>,
+    grouped: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
+}
+
+/// Runs `f` with this thread's scratch buffers. The closures that call it run no rayon work
+/// themselves, so a thread never re-enters it.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
+}
+
+fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    &mut v[..len]
+}
+
+/// The convolution of `x` with `w` (no bias), as a new `[batch, cout, out_h, out_w]` buffer.
+pub fn forward(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    s.check(x, w);
+    let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
+    let chunk = s.images_per_chunk();
+    let mut out = vec![0.0f32; s.batch * s.output_len()];
+    let weights = MatRef::rows(w, s.cout, k);
+    out.par_chunks_mut(chunk * s.output_len())
+        .zip(x.par_chunks(chunk * s.input_len()))
+        .for_each(|(out, x)| {
+            let n = x.len() / s.input_len();
+            with_scratch(|sc| {
+                for rows in s.bands() {
+                    let cols = n * rows.len() * ow;
+                    let col = resized(&mut sc.col, k * cols);
+                    im2col(s, x, n, rows.clone(), col);
+                    let col = MatRef::rows(col, k, cols);
+                    if n == 1 {
+                        matmul(&mut out[rows.start * ow..], p, weights, col, false);
+                    } else {
+                        let grouped = resized(&mut sc.grouped, s.cout * cols);
+                        matmul(grouped, cols, weights, col, false);
+                        ungroup(grouped, out, s.cout, n, p);
+                    }
+                }
+            })
+        });
+    out
+}
+
+/// Gradients of [`forward`] given the output gradient `g`: `(dx, dw)`. `dx` is skipped
+/// (returned empty) when `need_dx` is false, as for a network's first layer.
+pub fn backward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    need_dx: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    s.check(x, w);
+    assert_eq!(g.len(), s.batch * s.output_len(), "conv2d backward: gradient size");
+    let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
+    let chunk = s.images_per_chunk();
+    let mut dx = vec![0.0f32; if need_dx { x.len() } else { 0 }];
+    // With no dx to fill, still hand each chunk a (zero-length) slot so one loop serves both.
+    let mut dx_slots: Vec<&mut [f32]> = if need_dx {
+        dx.chunks_mut(chunk * s.input_len()).collect()
+    } else {
+        (0..s.batch.div_ceil(chunk)).map(|_| &mut [][..]).collect()
+    };
+    let w_t = MatRef::transposed(w, s.cout, k);
+    let dw = dx_slots
+        .par_iter_mut()
+        .zip(x.par_chunks(chunk * s.input_len()))
+        .zip(g.par_chunks(chunk * s.output_len()))
+        .fold(
+            || vec![0.0f32; s.weight_len()],
+            |mut dw, ((dx, x), g)| {
+                let n = x.len() / s.input_len();
+                with_scratch(|sc| {
+                    for rows in s.bands() {
+                        let cols = n * rows.len() * ow;
+                        let col = resized(&mut sc.col, k * cols);
+                        im2col(s, x, n, rows.clone(), col);
+                        // The output gradient of these positions as a [cout, cols] matrix.
+                        let g_mat = if n == 1 {
+                            MatRef {
+                                data: &g[rows.start * ow..],
+                                rows: s.cout,
+                                cols,
+                                row_stride: p,
+                                col_stride: 1,
+                            }
+                        } else {
+                            let grouped = resized(&mut sc.grouped, s.cout * cols);
+                            group(g, grouped, s.cout, n, p);
+                            MatRef::rows(grouped, s.cout, cols)
+                        };
+                        matmul(&mut dw, k, g_mat, MatRef::transposed(col, k, cols), true);
+                        if !dx.is_empty() {
+                            let dcol = resized(&mut sc.dcol, k * cols);
+                            matmul(dcol, cols, w_t, g_mat, false);
+                            col2im(s, dcol, n, rows, dx);
+                        }
+                    }
+                });
+                dw
+            },
+        )
+        .reduce(
+            || vec![0.0f32; s.weight_len()],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    (dx, dw)
+}
+
+/// Fills `col` (`[cin·kh·kw, n·rows·OW]`, row-major) with the patches of output rows `rows`
+/// of the `n` images in `x`: row `(c, ky, kx)`, column `(image, oy, ox)` holds
+/// `x[image, c, oy·sy + ky − py, ox·sx + kx − px]`, zero outside the image.
+fn im2col(s: &ConvShape, x: &[f32], n: usize, rows: Range<usize>, col: &mut [f32]) {
+    let ow = s.out_w();
+    let per_image = rows.len() * ow;
+    let row_len = n * per_image;
+    for c in 0..s.cin {
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let row = (c * s.kh + ky) * s.kw + kx;
+                let dst_row = &mut col[row * row_len..(row + 1) * row_len];
+                let span = Span::new(s, kx);
+                for image in 0..n {
+                    let plane = &x[(image * s.cin + c) * s.h * s.w..][..s.h * s.w];
+                    let dst = &mut dst_row[image * per_image..(image + 1) * per_image];
+                    for (oy, out) in rows.clone().zip(dst.chunks_exact_mut(ow)) {
+                        match source_row(s, oy, ky) {
+                            Some(iy) => span.copy(&plane[iy * s.w..(iy + 1) * s.w], out),
+                            None => out.fill(0.0),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The inverse scatter of [`im2col`]: adds every entry of `col` into the input position it was
+/// read from. `dx` holds `n` images and must start zeroed.
+fn col2im(s: &ConvShape, col: &[f32], n: usize, rows: Range<usize>, dx: &mut [f32]) {
+    let ow = s.out_w();
+    let per_image = rows.len() * ow;
+    let row_len = n * per_image;
+    for c in 0..s.cin {
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let row = (c * s.kh + ky) * s.kw + kx;
+                let src_row = &col[row * row_len..(row + 1) * row_len];
+                let span = Span::new(s, kx);
+                for image in 0..n {
+                    let plane = &mut dx[(image * s.cin + c) * s.h * s.w..][..s.h * s.w];
+                    let src = &src_row[image * per_image..(image + 1) * per_image];
+                    for (oy, src) in rows.clone().zip(src.chunks_exact(ow)) {
+                        if let Some(iy) = source_row(s, oy, ky) {
+                            span.add(src, &mut plane[iy * s.w..(iy + 1) * s.w]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The input row output row `oy` reads at kernel row `ky`, if inside the image.
+fn source_row(s: &ConvShape, oy: usize, ky: usize) -> Option<usize> {
+    (oy * s.stride[0] + ky)
+        .checked_sub(s.padding[0])
+        .filter(|&iy| iy < s.h)
+}
+
+/// For one kernel column `kx`, how an output row maps onto an input row: output columns
+/// `lo..hi` read input columns `first, first + sx, ...`; the others fall in the padding.
+/// Computed once per kernel column, not per row (it takes two divisions).
+struct Span {
+    lo: usize,
+    hi: usize,
+    first: usize,
+    stride: usize,
+}
+
+impl Span {
+    fn new(s: &ConvShape, kx: usize) -> Span {
+        let (ow, sx, px) = (s.out_w(), s.stride[1], s.padding[1]);
+        // ox·sx + kx ≥ px  and  ox·sx + kx < w + px
+        let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
+        let hi = (s.w + px).saturating_sub(kx).div_ceil(sx).min(ow).max(lo);
+        let first = lo * sx + kx - px;
+        Span { lo, hi, first, stride: sx }
+    }
+
+    /// One im2col row segment: `out[ox] = row[ox·sx + kx − px]`, zero outside.
+    #[inline]
+    fn copy(&self, row: &[f32], out: &mut [f32]) {
+        let (lo, hi) = (self.lo, self.hi);
+        out[..lo].iter_mut().for_each(|o| *o = 0.0);
+        out[hi..].iter_mut().for_each(|o| *o = 0.0);
+        if self.stride == 1 {
+            for (o, v) in out[lo..hi].iter_mut().zip(&row[self.first..]) {
+                *o = *v;
+            }
+        } else {
+            for (o, i) in out[lo..hi].iter_mut().zip((self.first..).step_by(self.stride)) {
+                *o = row[i];
+            }
+        }
+    }
+
+    /// The transpose of [`Span::copy`]: `row[ox·sx + kx − px] += src[ox]`.
+    #[inline]
+    fn add(&self, src: &[f32], row: &mut [f32]) {
+        let src = &src[self.lo..self.hi];
+        if self.stride == 1 {
+            for (r, v) in row[self.first..].iter_mut().zip(src) {
+                *r += v;
+            }
+        } else {
+            for (v, i) in src.iter().zip((self.first..).step_by(self.stride)) {
+                row[i] += v;
+            }
+        }
+    }
+}
+
+/// `[cout, n·p]` (images side by side) → NCHW `[n, cout, p]`.
+fn ungroup(grouped: &[f32], out: &mut [f32], cout: usize, n: usize, p: usize) {
+    for o in 0..cout {
+        for image in 0..n {
+            out[(image * cout + o) * p..][..p].copy_from_slice(&grouped[(o * n + image) * p..][..p]);
+        }
+    }
+}
+
+/// NCHW `[n, cout, p]` → `[cout, n·p]`.
+fn group(nchw: &[f32], grouped: &mut [f32], cout: usize, n: usize, p: usize) {
+    for o in 0..cout {
+        for image in 0..n {
+            grouped[(o * n + image) * p..][..p].copy_from_slice(&nchw[(image * cout + o) * p..][..p]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one multiply-add at a time.
+    fn naive_forward(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let mut out = vec![0.0; s.batch * s.cout * oh * ow];
+        for b in 0..s.batch {
+            for o in 0..s.cout {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = 0.0;
+                        for c in 0..s.cin {
+                            for ky in 0..s.kh {
+                                for kx in 0..s.kw {
+                                    let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                                    let ix = (ox * s.stride[1] + kx) as isize - s.padding[1] as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w {
+                                        acc += x[((b * s.cin + c) * s.h + iy as usize) * s.w + ix as usize]
+                                            * w[((o * s.cin + c) * s.kh + ky) * s.kw + kx];
+                                    }
+                                }
+                            }
+                        }
+                        out[((b * s.cout + o) * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.731).sin()).collect()
+    }
+
+    fn shapes() -> Vec<ConvShape> {
+        let base = ConvShape {
+            batch: 3,
+            cin: 2,
+            h: 7,
+            w: 6,
+            cout: 4,
+            kh: 3,
+            kw: 3,
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        vec![
+            base,
+            ConvShape { stride: [2, 2], ..base },
+            ConvShape { kh: 1, kw: 1, padding: [0, 0], stride: [2, 2], ..base },
+            ConvShape { padding: [0, 2], kh: 3, kw: 5, ..base },
+            // 1x1 maps batch many images into one multiply.
+            ConvShape { h: 2, w: 2, batch: 70, ..base },
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for s in shapes() {
+            let x = values(s.batch * s.input_len(), 0.0);
+            let w = values(s.weight_len(), 5.0);
+            let got = forward(&s, &x, &w);
+            let want = naive_forward(&s, &x, &w);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{s:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The gradients are the transposes of the forward map: for any x, w, g,
+    /// ⟨g, conv(x, w)⟩ = ⟨dx(g), x⟩ = ⟨dw(g), w⟩ (the forward is linear in each argument).
+    #[test]
+    fn gradients_are_the_adjoints_of_the_forward() {
+        for s in shapes() {
+            let x = values(s.batch * s.input_len(), 1.0);
+            let w = values(s.weight_len(), 2.0);
+            let g = values(s.batch * s.output_len(), 3.0);
+            let y = naive_forward(&s, &x, &w);
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
+            let (dx, dw) = backward(&s, &x, &w, &g, true);
+            let want = dot(&g, &y);
+            assert!((dot(&dx, &x) - want).abs() < 1e-3 * want.abs().max(1.0), "{s:?} dx");
+            assert!((dot(&dw, &w) - want).abs() < 1e-3 * want.abs().max(1.0), "{s:?} dw");
+            let (no_dx, dw2) = backward(&s, &x, &w, &g, false);
+            assert!(no_dx.is_empty());
+            assert_eq!(dw, dw2);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! ferrite's own CPU kernels for the operations that dominate training our networks:
+//! convolution (forward and both gradients as im2col + matrix multiply in NCHW), batch norm
+//! with batch statistics fused with the ReLU after it, and 2x2 max pooling. See `docs/performance.md` for where
+//! burn's generic versions spend their time and what these save.
+//!
+//! The functions here take ordinary burn tensors. On the CPU (burn's `flex` backend, with or
+//! without autodiff) they run our kernels; on any other device they fall back to burn's own
+//! operations, so a network written with them runs everywhere. [`use_burn_ops`] switches the
+//! fallback on everywhere, to measure or check the kernels against burn.
+
+mod backend;
+pub mod conv;
+mod gemm;
+pub mod norm;
+pub mod pool;
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use backend::KernelOps;
+
+static BURN_OPS: AtomicBool = AtomicBool::new(false);
+
+/// From now on, run burn's own operations instead of our kernels (`false` switches back).
+/// For benchmarks and equivalence tests; it is process-wide.
+pub fn use_burn_ops(on: bool) {
+    BURN_OPS.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`use_burn_ops`] is on.
+pub fn burn_ops() -> bool {
+    BURN_OPS.load(Ordering::Relaxed)
+}
+
+/// Whether our kernels serve `device`: burn's CPU backend (possibly under autodiff), and not
+/// switched off by [`use_burn_ops`].
+fn ours(device: &Device) -> bool {
+    if burn_ops() {
+        return false;
+    }
+    match device.as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        DispatchDevice::Autodiff(inner) => matches!(inner.clone().inner(), DispatchDevice::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// 2-D convolution without bias: `x [n, cin, h, w]`, `weight [cout, cin, kh, kw]`, one group,
+/// dilation 1, symmetric `padding` per side.
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: [usize; 2], padding: [usize; 2]) -> Tensor<4> {
+    if !ours(&x.device()) {
+        return burn_conv2d(x, weight, None, ConvOptions::new(stride, padding, [1, 1], 1));
+    }
+    let out = <Dispatch as KernelOps>::ferrite_conv2d(x.into_dispatch(), weight.into_dispatch(), stride, padding);
+    Tensor::from_dispatch(out)
+}
+
+/// Batch norm's training-mode result.
+pub struct NormOutput {
+    pub output: Tensor<4>,
+    /// The batch mean per channel.
+    pub mean: Tensor<1>,
+    /// The biased batch variance per channel (what burn feeds its running variance).
+    pub variance: Tensor<1>,
+}
+
+/// Batch norm with the batch's statistics over `[n, c, h, w]`, followed by ReLU when `relu`.
+pub fn norm_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64, relu_after: bool) -> NormOutput {
+    if !ours(&x.device()) {
+        let r = batch_norm_train(x, gamma, beta, epsilon);
+        let output = if relu_after { relu(r.output) } else { r.output };
+        return NormOutput {
+            output,
+            mean: r.mean,
+            variance: r.variance,
+        };
+    }
+    let r = <Dispatch as KernelOps>::ferrite_norm_train(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+        relu_after,
+    );
+    NormOutput {
+        output: Tensor::from_dispatch(r.output),
+        mean: Tensor::from_dispatch(r.mean),
+        variance: Tensor::from_dispatch(r.variance),
+    }
+}
+
+/// 2x2 max pooling with stride 2, no padding, floor mode (odd last rows and columns dropped).
+pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
+    if !ours(&x.device()) {
+        return max_pool2d(x, MaxPoolOptions::new([2, 2]));
+    }
+    Tensor::from_dispatch(<Dispatch as KernelOps>::ferrite_max_pool2x2(x.into_dispatch()))
+}

@@ -1,0 +1,178 @@
+//! Batch norm in training mode (batch statistics), optionally followed by ReLU, on contiguous
+//! NCHW f32 data: forward and backward in two passes each.
+//!
+//! Why our own: burn's generic `batch_norm_train` and its backward are built from tensor
+//! operations (swap dims, reshape, mean, sub, mul, ...), each a full pass over the
+//! activation, several of them copies; and the ReLU after it is two more passes. Here the
+//! forward reads the input twice (statistics) and writes the output once; the backward
+//! reads twice and writes once. The semantics are burn's: the biased batch variance
+//! normalises and is returned for the running statistics.
+
+use rayon::prelude::*;
+
+/// Sizes: `batch` images of `channels` planes of `spatial` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NormShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub spatial: usize,
+}
+
+impl NormShape {
+    fn len(&self) -> usize {
+        self.batch * self.channels * self.spatial
+    }
+
+    /// Values per channel.
+    fn count(&self) -> f64 {
+        (self.batch * self.spatial) as f64
+    }
+
+    /// The planes of channel `c`.
+    fn planes<'a>(&self, x: &'a [f32], c: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+        let (s, step) = (self.spatial, self.channels * self.spatial);
+        (0..self.batch).map(move |b| &x[b * step + c * s..][..s])
+    }
+}
+
+/// What the forward returns: the output and the batch statistics per channel.
+pub struct Forward {
+    pub output: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub variance: Vec<f32>,
+}
+
+/// What the backward returns.
+pub struct Backward {
+    pub x: Vec<f32>,
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+/// `y = (x − mean) / sqrt(var + eps) · gamma + beta`, then `max(y, 0)` when `relu`.
+pub fn forward(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, relu: bool) -> Forward {
+    check(s, x, gamma, beta);
+    let (mean, variance): (Vec<f32>, Vec<f32>) = (0..s.channels)
+        .into_par_iter()
+        .map(|c| {
+            let mean = s.planes(x, c).map(|p| sum(p) as f64).sum::<f64>() / s.count();
+            let m = mean as f32;
+            let var = s
+                .planes(x, c)
+                .map(|p| p.iter().map(|v| (v - m) * (v - m)).sum::<f32>() as f64)
+                .sum::<f64>()
+                / s.count();
+            (mean as f32, var as f32)
+        })
+        .unzip();
+    let (scale, shift) = affine(&mean, &variance, gamma, beta, eps);
+    let mut output = vec![0.0f32; x.len()];
+    output
+        .par_chunks_mut(s.spatial)
+        .zip(x.par_chunks(s.spatial))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let (a, b) = (scale[i % s.channels], shift[i % s.channels]);
+            if relu {
+                y.iter_mut().zip(x).for_each(|(y, x)| *y = (x * a + b).max(0.0));
+            } else {
+                y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
+            }
+        });
+    Forward {
+        output,
+        mean,
+        variance,
+    }
+}
+
+/// Gradients of [`forward`] with respect to `x`, `gamma` and `beta`, given the output
+/// gradient `g` and the statistics the forward returned.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    s: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    variance: &[f32],
+    eps: f64,
+    relu: bool,
+    g: &[f32],
+) -> Backward {
+    check(s, x, gamma, beta);
+    assert_eq!(g.len(), s.len(), "batch norm backward: gradient size");
+    let (scale, shift) = affine(mean, variance, gamma, beta, eps);
+    let inv_std: Vec<f32> = variance.iter().map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32).collect();
+    // Per channel: Σ g' and Σ g'·x̂, where g' is g masked by the ReLU (zero where the output
+    // was clamped) and x̂ the normalised input.
+    let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = (0..s.channels)
+        .into_par_iter()
+        .map(|c| {
+            let (a, b, m, is) = (scale[c], shift[c], mean[c], inv_std[c]);
+            let mut sum_g = 0.0f64;
+            let mut sum_gx = 0.0f64;
+            for (xp, gp) in s.planes(x, c).zip(s.planes(g, c)) {
+                let (mut sg, mut sgx) = (0.0f32, 0.0f32);
+                for (x, g) in xp.iter().zip(gp) {
+                    let g = if relu && x * a + b <= 0.0 { 0.0 } else { *g };
+                    sg += g;
+                    sgx += g * (x - m) * is;
+                }
+                sum_g += sg as f64;
+                sum_gx += sgx as f64;
+            }
+            (sum_g as f32, sum_gx as f32)
+        })
+        .unzip();
+    let n = s.count() as f32;
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(s.spatial)
+        .zip(x.par_chunks(s.spatial).zip(g.par_chunks(s.spatial)))
+        .enumerate()
+        .for_each(|(i, (dx, (x, g)))| {
+            let c = i % s.channels;
+            let (a, b, m, is) = (scale[c], shift[c], mean[c], inv_std[c]);
+            let (mean_g, mean_gx) = (beta_grad[c] / n, gamma_grad[c] / n);
+            let k = gamma[c] * is;
+            for ((dx, x), g) in dx.iter_mut().zip(x).zip(g) {
+                let g = if relu && x * a + b <= 0.0 { 0.0 } else { *g };
+                *dx = k * (g - mean_g - (x - m) * is * mean_gx);
+            }
+        });
+    Backward {
+        x: dx,
+        gamma: gamma_grad,
+        beta: beta_grad,
+    }
+}
+
+/// Per channel, the output as `x · scale + shift`.
+fn affine(mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
+    (0..mean.len())
+        .map(|c| {
+            let scale = gamma[c] as f64 / (variance[c] as f64 + eps).sqrt();
+            (scale as f32, (beta[c] as f64 - mean[c] as f64 * scale) as f32)
+        })
+        .unzip()
+}
+
+/// A sum the compiler can vectorise: eight independent partial sums.
+fn sum(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+fn check(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32]) {
+    assert_eq!(x.len(), s.len(), "batch norm: input size");
+    assert_eq!(gamma.len(), s.channels, "batch norm: gamma size");
+    assert_eq!(beta.len(), s.channels, "batch norm: beta size");
+    assert!(s.batch * s.spatial > 0, "batch norm: no values per channel");
+}
