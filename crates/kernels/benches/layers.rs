@@ -45,9 +45,11 @@ fn forward_backward(
         let _ = op(x.clone()).into_data();
     });
     let x = random(shape, &ad).require_grad();
+    // A dense upstream gradient, as in a network (`y.sum()` would hand the op a broadcast).
+    let r = random(op(random(shape, &plain)).dims(), &ad);
     let both = time_ms(5, || {
         let y = op(x.clone());
-        let grads = y.sum().backward();
+        let grads = (y * r.clone()).sum().backward();
         let _ = x.grad(&grads).unwrap().into_data();
     });
     (fwd, both)

@@ -59,6 +59,18 @@ pub trait KernelOps: Backend {
         need_x_grad: bool,
     ) -> ConvGrads<Self>;
 
+    /// Inference only: convolution, then `v · scale + shift` per output channel, then ReLU
+    /// when `relu`, in one pass. An empty `scale` means 1.
+    fn ferrite_conv2d_affine(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        relu: bool,
+    ) -> FloatTensor<Self>;
+
     /// Batch norm with batch statistics over `[n, c, h, w]`, then ReLU when `relu`.
     fn ferrite_norm_train(
         x: FloatTensor<Self>,
@@ -182,6 +194,26 @@ impl KernelOps for Flex {
             x_grad: tensor(dx, &x_shape),
             weight_grad: tensor(dw, &weight.shape().dims::<4>()),
         }
+    }
+
+    fn ferrite_conv2d_affine(
+        x: FlexTensor,
+        weight: FlexTensor,
+        scale: FlexTensor,
+        shift: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+        relu: bool,
+    ) -> FlexTensor {
+        let s = conv_shape(&x, &weight, stride, padding);
+        let (scale, shift) = (values(&scale), values(&shift));
+        let epilogue = conv::Epilogue {
+            scale: (!scale.is_empty()).then_some(&scale[..]),
+            shift: Some(&shift),
+            relu,
+        };
+        let out = conv::forward_with(&s, &values(&x), &values(&weight), &epilogue);
+        tensor(out, &[s.batch, s.cout, s.out_h(), s.out_w()])
     }
 
     fn ferrite_norm_train(
@@ -318,6 +350,18 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         _need_x_grad: bool,
     ) -> ConvGrads<Self> {
         panic!("second derivatives of ferrite's conv2d are not implemented");
+    }
+
+    fn ferrite_conv2d_affine(
+        _x: FloatTensor<Self>,
+        _weight: FloatTensor<Self>,
+        _scale: FloatTensor<Self>,
+        _shift: FloatTensor<Self>,
+        _stride: [usize; 2],
+        _padding: [usize; 2],
+        _relu: bool,
+    ) -> FloatTensor<Self> {
+        panic!("ferrite's fused conv + scale/shift + ReLU is for inference; it records no gradient");
     }
 
     fn ferrite_norm_train(

@@ -129,7 +129,42 @@ fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// The convolution of `x` with `w` (no bias), as a new `[batch, cout, out_h, out_w]` buffer.
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
+    forward_with(s, x, w, &Epilogue::default())
+}
+
+/// What to do to each output value while it is still in cache: `v · scale + shift` per
+/// channel, then clamp at zero. A bias is a shift; inference folds batch norm into a scale
+/// and a shift, and so runs conv → batch norm → ReLU as one pass.
+#[derive(Default)]
+pub struct Epilogue<'a> {
+    pub scale: Option<&'a [f32]>,
+    pub shift: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    fn is_noop(&self) -> bool {
+        self.scale.is_none() && self.shift.is_none() && !self.relu
+    }
+
+    /// Applies to the values of output channel `o`.
+    fn apply(&self, o: usize, values: &mut [f32]) {
+        let a = self.scale.map_or(1.0, |s| s[o]);
+        let b = self.shift.map_or(0.0, |s| s[o]);
+        if self.relu {
+            values.iter_mut().for_each(|v| *v = (*v * a + b).max(0.0));
+        } else if !self.is_noop() {
+            values.iter_mut().for_each(|v| *v = *v * a + b);
+        }
+    }
+}
+
+/// [`forward`] with an [`Epilogue`] fused into the output pass.
+pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<f32> {
     s.check(x, w);
+    for v in [epilogue.scale, epilogue.shift].into_iter().flatten() {
+        assert_eq!(v.len(), s.cout, "conv2d: one scale and shift per output channel");
+    }
     let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
     let chunk = s.images_per_chunk();
     let mut out = vec![0.0f32; s.batch * s.output_len()];
@@ -145,10 +180,19 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f32> {
                     im2col(s, x, n, rows.clone(), col);
                     let col = MatRef::rows(col, k, cols);
                     if n == 1 {
-                        matmul(&mut out[rows.start * ow..], p, weights, col, false);
+                        let start = rows.start * ow;
+                        matmul(&mut out[start..], p, weights, col, false);
+                        if !epilogue.is_noop() {
+                            for o in 0..s.cout {
+                                epilogue.apply(o, &mut out[o * p + start..][..cols]);
+                            }
+                        }
                     } else {
                         let grouped = resized(&mut sc.grouped, s.cout * cols);
                         matmul(grouped, cols, weights, col, false);
+                        for o in 0..s.cout {
+                            epilogue.apply(o, &mut grouped[o * cols..][..cols]);
+                        }
                         ungroup(grouped, out, s.cout, n, p);
                     }
                 }
@@ -426,6 +470,22 @@ mod tests {
             let want = naive_forward(&s, &x, &w);
             for (a, b) in got.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-4, "{s:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_epilogue_shifts_and_clamps() {
+        for s in shapes() {
+            let x = values(s.batch * s.input_len(), 4.0);
+            let w = values(s.weight_len(), 6.0);
+            let bias: Vec<f32> = (0..s.cout).map(|o| o as f32 * 0.5 - 1.0).collect();
+            let plain = naive_forward(&s, &x, &w);
+            let got = forward_with(&s, &x, &w, &Epilogue { scale: None, shift: Some(&bias), relu: true });
+            let p = s.out_h() * s.out_w();
+            for (i, (a, b)) in got.iter().zip(&plain).enumerate() {
+                let want = (b + bias[(i / p) % s.cout]).max(0.0);
+                assert!((a - want).abs() < 1e-4, "{s:?}: {a} vs {want}");
             }
         }
     }

@@ -61,6 +61,43 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: [usize; 2], padding: [usi
     Tensor::from_dispatch(out)
 }
 
+/// Inference: `conv2d(x, weight) · scale + shift` per output channel, then ReLU when
+/// `relu_after`, in one pass over the output; `scale: None` means 1 (a plain bias). Batch
+/// norm at inference is such a scale and shift, so conv → batch norm → ReLU becomes one
+/// kernel, with no per-call work on the weights. Not differentiable: on an autodiff device it
+/// uses burn's operations.
+pub fn conv2d_affine(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    scale: Option<Tensor<1>>,
+    shift: Tensor<1>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    relu_after: bool,
+) -> Tensor<4> {
+    let device = x.device();
+    if !ours(&device) || device.is_autodiff() {
+        let [cout, ..] = weight.dims();
+        let mut y = burn_conv2d(x, weight, None, ConvOptions::new(stride, padding, [1, 1], 1));
+        if let Some(scale) = scale {
+            y = y * scale.reshape([1, cout, 1, 1]);
+        }
+        let y = y + shift.reshape([1, cout, 1, 1]);
+        return if relu_after { relu(y) } else { y };
+    }
+    let scale = scale.unwrap_or_else(|| Tensor::<1>::empty([0], &device));
+    let out = <Dispatch as KernelOps>::ferrite_conv2d_affine(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        scale.into_dispatch(),
+        shift.into_dispatch(),
+        stride,
+        padding,
+        relu_after,
+    );
+    Tensor::from_dispatch(out)
+}
+
 /// Batch norm's training-mode result.
 pub struct NormOutput {
     pub output: Tensor<4>,

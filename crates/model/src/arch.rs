@@ -12,7 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{ConvBnRelu, Residual, SeparableBn, conv, conv_forward, max_pool, norm_forward, pool_forward};
+use crate::layers::{ConvBnRelu, Residual, SeparableBn, conv, conv_act_forward, conv_bn_forward, max_pool, pool_forward};
 use crate::summary::Trace;
 
 /// Side of the square gray input every network takes.
@@ -294,11 +294,11 @@ impl MiniXception {
             x = b.forward(x);
         }
         for m in &self.modules {
-            let residual = norm_forward(&m.shortcut_bn, conv_forward(&m.shortcut, x.clone()), false);
+            let residual = conv_bn_forward(&m.shortcut, &m.shortcut_bn, x.clone(), false);
             let y = m.sep2.forward(relu(m.sep1.forward(x)));
             x = m.pool.forward(y) + residual;
         }
-        let x = conv_forward(&self.head, x);
+        let x = conv_act_forward(&self.head, x, false);
         let [n, c, _, _] = x.dims();
         x.mean_dim(3).mean_dim(2).reshape([n, c])
     }
@@ -372,7 +372,7 @@ impl Vgg13 {
     fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
         for block in &self.blocks {
             for c in block {
-                x = relu(conv_forward(c, x));
+                x = conv_act_forward(c, x, true);
             }
             x = self.block_dropout.forward(pool_forward(&self.pool, x));
         }

@@ -6,7 +6,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use ferrite_kernels::{conv2d, max_pool2x2, norm_train};
+use ferrite_kernels::{conv2d, conv2d_affine, max_pool2x2, norm_train};
 
 use crate::summary::Trace;
 
@@ -38,28 +38,61 @@ pub fn max_pool(k: usize, stride: usize, pad: usize) -> MaxPool2d {
         .init()
 }
 
-/// `conv.forward(x)`, through ferrite's own kernels where they apply (one group, dilation 1,
-/// symmetric padding); depthwise convs keep burn's kernel, which is already direct.
-pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+/// The symmetric padding of a conv our kernels can run (one group, dilation 1); `None` for
+/// the others (depthwise convs keep burn's kernel, which is already direct).
+fn kernel_padding(conv: &Conv2d) -> Option<[usize; 2]> {
     let padding = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            Some([top, left])
-        }
-        PaddingConfig2d::Valid => Some([0, 0]),
-        _ => None,
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
+        PaddingConfig2d::Valid => [0, 0],
+        _ => return None,
     };
-    match padding {
-        Some(padding) if conv.groups == 1 && conv.dilation == [1, 1] => {
-            let y = conv2d(x, conv.weight.val(), conv.stride, padding);
-            match &conv.bias {
-                Some(bias) => {
-                    let [_, c, _, _] = y.dims();
-                    y + bias.val().reshape([1, c, 1, 1])
-                }
-                None => y,
-            }
+    (conv.groups == 1 && conv.dilation == [1, 1]).then_some(padding)
+}
+
+/// `conv.forward(x)`, through ferrite's own kernels where they apply.
+pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some(padding) = kernel_padding(conv) else {
+        return conv.forward(x);
+    };
+    let y = conv2d(x, conv.weight.val(), conv.stride, padding);
+    match &conv.bias {
+        Some(bias) => {
+            let [_, c, _, _] = y.dims();
+            y + bias.val().reshape([1, c, 1, 1])
         }
-        _ => conv.forward(x),
+        None => y,
+    }
+}
+
+/// `conv.forward(x)` then ReLU when `relu_after`: one fused pass at inference.
+pub fn conv_act_forward(conv: &Conv2d, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
+    match (kernel_padding(conv), &conv.bias) {
+        (Some(padding), Some(bias)) if !x.device().is_autodiff() => {
+            conv2d_affine(x, conv.weight.val(), None, bias.val(), conv.stride, padding, relu_after)
+        }
+        _ => {
+            let y = conv_forward(conv, x);
+            if relu_after { relu(y) } else { y }
+        }
+    }
+}
+
+/// conv → batch norm → ReLU (when `relu_after`). At inference batch norm is a fixed scale
+/// and shift per channel, applied in the conv's output pass: the three layers run as one.
+pub fn conv_bn_forward(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
+    match kernel_padding(conv) {
+        Some(padding) if !x.device().is_autodiff() => {
+            let device = x.device();
+            let scale = bn.gamma.val()
+                / (bn.running_var.value().to_device(&device) + bn.epsilon).sqrt();
+            let mean = bn.running_mean.value().to_device(&device);
+            let shift = match &conv.bias {
+                Some(b) => bn.beta.val() + (b.val() - mean) * scale.clone(),
+                None => bn.beta.val() - mean * scale.clone(),
+            };
+            conv2d_affine(x, conv.weight.val(), Some(scale), shift, conv.stride, padding, relu_after)
+        }
+        _ => norm_forward(bn, conv_forward(conv, x), relu_after),
     }
 }
 
@@ -109,7 +142,7 @@ impl ConvBnRelu {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        norm_forward(&self.bn, conv_forward(&self.conv, x), true)
+        conv_bn_forward(&self.conv, &self.bn, x, true)
     }
 
     pub fn trace(&self, name: &str, t: &mut Trace) {
@@ -137,7 +170,7 @@ impl Residual {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = norm_forward(&self.bn, conv_forward(&self.conv, self.a.forward(x.clone())), false);
+        let y = conv_bn_forward(&self.conv, &self.bn, self.a.forward(x.clone()), false);
         relu(x + y)
     }
 
@@ -173,13 +206,48 @@ impl SeparableBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = conv_forward(&self.pointwise, self.depthwise.forward(x));
-        norm_forward(&self.bn, y, false)
+        conv_bn_forward(&self.pointwise, &self.bn, self.depthwise.forward(x), false)
     }
 
     pub fn trace(&self, name: &str, t: &mut Trace) {
         t.conv(&format!("{name}.dw"), &self.depthwise);
         t.conv(&format!("{name}.pw"), &self.pointwise);
         t.norm(&format!("{name}.bn"), &self.bn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::{Param, RunningState};
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    /// Folding batch norm into the conv at inference gives what the three layers give one by
+    /// one, with and without a conv bias.
+    #[test]
+    fn folded_inference_equals_conv_then_batch_norm_then_relu() {
+        let device = Device::flex();
+        let rand = |shape: [usize; 1], lo: f64, hi: f64| {
+            Tensor::<1>::random(shape, Distribution::Uniform(lo, hi), &device)
+        };
+        for with_bias in [false, true] {
+            let mut block = ConvBnRelu::new(5, 7, &device);
+            if with_bias {
+                block.conv.bias = Some(Param::from_tensor(rand([7], -1.0, 1.0)));
+            }
+            block.bn.gamma = Param::from_tensor(rand([7], 0.5, 2.0));
+            block.bn.beta = Param::from_tensor(rand([7], -1.0, 1.0));
+            block.bn.running_mean = RunningState::new(rand([7], -0.5, 0.5));
+            block.bn.running_var = RunningState::new(rand([7], 0.2, 3.0));
+            let x = Tensor::<4>::random([3, 5, 9, 9], Distribution::Normal(0.0, 1.0), &device);
+            for relu_after in [false, true] {
+                let folded = conv_bn_forward(&block.conv, &block.bn, x.clone(), relu_after);
+                let y = block.bn.forward(block.conv.forward(x.clone()));
+                let reference = if relu_after { relu(y) } else { y };
+                let diff = (folded - reference).abs().max().into_scalar::<f32>();
+                assert!(diff < 1e-4, "bias {with_bias}, relu {relu_after}: off by {diff}");
+            }
+        }
     }
 }
