@@ -87,8 +87,13 @@ impl ConvShape {
     /// The bands of output rows one multiply covers: the whole map, or for large maps
     /// (then one image per chunk) bands of at most [`MAX_COLUMNS`] positions.
     fn bands(&self) -> impl Iterator<Item = Range<usize>> + use<> {
+        self.bands_of(MAX_COLUMNS)
+    }
+
+    /// Bands of at most `max_columns` positions (at least one row each).
+    fn bands_of(&self, max_columns: usize) -> impl Iterator<Item = Range<usize>> + use<> {
         let (oh, ow) = (self.out_h(), self.out_w());
-        let rows = if self.positions() > MAX_COLUMNS { (MAX_COLUMNS / ow.max(1)).max(1) } else { oh.max(1) };
+        let rows = if self.positions() > max_columns { (max_columns / ow.max(1)).max(1) } else { oh.max(1) };
         (0..oh).step_by(rows).map(move |r| r..(r + rows).min(oh))
     }
 
@@ -167,6 +172,10 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
     }
     let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
     let chunk = s.images_per_chunk();
+    let threads = rayon::current_num_threads();
+    if s.batch < threads && s.batch.div_ceil(chunk) < threads {
+        return forward_few(s, x, w, epilogue, threads);
+    }
     let mut out = vec![0.0f32; s.batch * s.output_len()];
     let weights = MatRef::rows(w, s.cout, k);
     out.par_chunks_mut(chunk * s.output_len())
@@ -198,6 +207,44 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
                 }
             })
         });
+    out
+}
+
+/// [`forward_with`] for fewer images than threads (batch-1 inference): the work is split
+/// into bands of output rows instead of images, so that every core takes part.
+fn forward_few(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue, threads: usize) -> Vec<f32> {
+    let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
+    let weights = MatRef::rows(w, s.cout, k);
+    // Two bands per thread, each at most MAX_COLUMNS wide.
+    let max_columns = p.div_ceil(2 * threads).clamp(1, MAX_COLUMNS);
+    let units: Vec<(usize, Range<usize>)> = (0..s.batch)
+        .flat_map(|image| s.bands_of(max_columns).map(move |rows| (image, rows)))
+        .collect();
+    let pieces: Vec<Vec<f32>> = units
+        .par_iter()
+        .map(|(image, rows)| {
+            let x = &x[image * s.input_len()..][..s.input_len()];
+            let cols = rows.len() * ow;
+            let mut piece = vec![0.0f32; s.cout * cols];
+            with_scratch(|sc| {
+                let col = resized(&mut sc.col, k * cols);
+                im2col(s, x, 1, rows.clone(), col);
+                matmul(&mut piece, cols, weights, MatRef::rows(col, k, cols), false);
+            });
+            for o in 0..s.cout {
+                epilogue.apply(o, &mut piece[o * cols..][..cols]);
+            }
+            piece
+        })
+        .collect();
+    let mut out = vec![0.0f32; s.batch * s.output_len()];
+    for ((image, rows), piece) in units.iter().zip(&pieces) {
+        let cols = rows.len() * ow;
+        for o in 0..s.cout {
+            out[image * s.output_len() + o * p + rows.start * ow..][..cols]
+                .copy_from_slice(&piece[o * cols..][..cols]);
+        }
+    }
     out
 }
 
@@ -458,6 +505,8 @@ mod tests {
             ConvShape { padding: [0, 2], kh: 3, kw: 5, ..base },
             // 1x1 maps batch many images into one multiply.
             ConvShape { h: 2, w: 2, batch: 70, ..base },
+            // One image (with 2+ threads): split into bands of rows across threads.
+            ConvShape { batch: 1, h: 13, w: 11, ..base },
         ]
     }
 
