@@ -29,6 +29,7 @@ enum Command {
     Info(cmd::info::InfoArgs),
     Train(cmd::train::TrainArgs),
     Eval(cmd::eval::EvalArgs),
+    Predict(cmd::predict::PredictArgs),
     Bench(cmd::bench::BenchArgs),
 }
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(a),
         Command::Info(a) => cmd::info::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };
     match result {

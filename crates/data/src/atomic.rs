@@ -32,8 +32,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Encodes a gray image as PNG and writes it atomically.
-pub fn save_png_atomic(img: &image::GrayImage, path: &Path) -> std::io::Result<()> {
+/// Encodes an image (gray or colour) as PNG and writes it atomically.
+pub fn save_png_atomic<P>(img: &image::ImageBuffer<P, Vec<P::Subpixel>>, path: &Path) -> std::io::Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+{
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),

@@ -47,6 +47,7 @@ pub fn contact_sheet(
             GAP,
             top + cell / 2 - GLYPH * TEXT_SCALE / 2,
             TEXT_SCALE,
+            Luma([0]),
         );
         let mut members: Vec<usize> = (0..split.samples.len())
             .filter(|&i| split.samples.label(i) as usize == c)
@@ -90,8 +91,15 @@ fn augmented_plane(plane: &[u8], cfg: &AugmentConfig, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Draws ASCII text in black with the built-in 8x8 bitmap font, `scale` pixels per dot.
-pub fn draw_text(img: &mut GrayImage, text: &str, x: u32, y: u32, scale: u32) {
+/// Draws ASCII text in `color` with the built-in 8x8 bitmap font, `scale` pixels per dot.
+pub fn draw_text<P: image::Pixel>(
+    img: &mut image::ImageBuffer<P, Vec<P::Subpixel>>,
+    text: &str,
+    x: u32,
+    y: u32,
+    scale: u32,
+    color: P,
+) {
     for (n, ch) in text.chars().enumerate() {
         let glyph = font8x8::legacy::BASIC_LEGACY
             .get(ch as usize)
@@ -107,7 +115,7 @@ pub fn draw_text(img: &mut GrayImage, text: &str, x: u32, y: u32, scale: u32) {
                         let px = x + (n as u32 * GLYPH + col) * scale + dx;
                         let py = y + row as u32 * scale + dy;
                         if px < img.width() && py < img.height() {
-                            img.put_pixel(px, py, Luma([0]));
+                            img.put_pixel(px, py, color);
                         }
                     }
                 }

@@ -1,0 +1,53 @@
+//! Photos with each face boxed and labelled with its top emotion.
+
+use ferrite_data::sheet::draw_text;
+use image::{DynamicImage, Rgb, RgbImage};
+
+use crate::predict::ImagePrediction;
+
+/// One colour per class index, distinct on photos.
+const PALETTE: [[u8; 3]; 8] = [
+    [230, 25, 75],   // red
+    [145, 30, 180],  // purple
+    [245, 130, 48],  // orange
+    [60, 180, 75],   // green
+    [0, 130, 200],   // blue
+    [255, 225, 25],  // yellow
+    [170, 170, 170], // grey
+    [240, 50, 230],  // magenta
+];
+
+/// `img` with a box around each detected face and "Class 87%" above it.
+pub fn annotate(img: &DynamicImage, prediction: &ImagePrediction, classes: &[String]) -> RgbImage {
+    let mut out = img.to_rgb8();
+    let (w, h) = out.dimensions();
+    for face in &prediction.faces {
+        let Some(b) = face.bbox else { continue };
+        let color = Rgb(PALETTE[face.top % PALETTE.len()]);
+        let thick = (b.width / 60).clamp(2, 6);
+        fill(&mut out, b.x, b.y, b.width, thick, color);
+        fill(&mut out, b.x, (b.y + b.height).saturating_sub(thick), b.width, thick, color);
+        fill(&mut out, b.x, b.y, thick, b.height, color);
+        fill(&mut out, (b.x + b.width).saturating_sub(thick), b.y, thick, b.height, color);
+
+        let label = format!("{} {:.0}%", classes[face.top], face.probabilities[face.top] * 100.0);
+        let scale = (b.width / 80).clamp(1, 4);
+        let (tw, th) = (label.len() as u32 * 8 * scale + 4, 8 * scale + 4);
+        // Above the box, or inside its top edge when there is no room above.
+        let ty = if b.y >= th { b.y - th } else { (b.y + thick).min(h.saturating_sub(th)) };
+        let tx = b.x.min(w.saturating_sub(tw));
+        fill(&mut out, tx, ty, tw, th, color);
+        draw_text(&mut out, &label, tx + 2, ty + 2, scale, Rgb([0, 0, 0]));
+    }
+    out
+}
+
+/// Fills a rectangle, clipped to the image.
+fn fill(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, color: Rgb<u8>) {
+    let (iw, ih) = img.dimensions();
+    for py in y..(y + h).min(ih) {
+        for px in x..(x + w).min(iw) {
+            img.put_pixel(px, py, color);
+        }
+    }
+}
