@@ -188,3 +188,22 @@ fn info_reports_the_layer_table_totals() {
     let sum: u64 = layers.iter().map(|l| l["params"].as_u64().unwrap()).sum();
     assert_eq!(json["params"].as_u64().unwrap(), sum);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["info", "--arch", "vgg13"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before ferrite prints, as `| head` does once it has enough:
+    // ferrite's writes then fail with a broken pipe.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
