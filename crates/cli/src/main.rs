@@ -30,6 +30,7 @@ enum Command {
     Train(cmd::train::TrainArgs),
     Eval(cmd::eval::EvalArgs),
     Predict(cmd::predict::PredictArgs),
+    Serve(cmd::serve::ServeArgs),
     Bench(cmd::bench::BenchArgs),
 }
 
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };
     match result {

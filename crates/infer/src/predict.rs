@@ -10,6 +10,7 @@ use ferrite_model::{ModelMeta, Network};
 use ferrite_train::eval::{Tta, argmax, predict_planes};
 use image::{DynamicImage, GrayImage, imageops};
 use rayon::prelude::*;
+use serde_json::{Map, Value, json};
 
 use crate::builtin;
 use crate::detect::{DetectOptions, FaceBox, FaceDetector};
@@ -153,4 +154,31 @@ pub fn face_plane(gray: &GrayImage, b: &FaceBox, margin: f32) -> [u8; PIXELS] {
     let y = (cy - side as f32 / 2.0).round().clamp(0.0, (h - side) as f32) as u32;
     let crop = imageops::crop_imm(gray, x, y, side, side).to_image();
     to_face_plane(&DynamicImage::ImageLuma8(crop))
+}
+
+impl ImagePrediction {
+    /// The JSON of one image, as `ferrite predict --json` and `ferrite serve` give it:
+    /// `{"width", "height", "faces": [{"box", "score", "emotion", "probability",
+    /// "probabilities": {class: p}}]}` (`box` and `score` are null without detection).
+    pub fn to_json(&self, classes: &[String]) -> Value {
+        let faces: Vec<Value> = self
+            .faces
+            .iter()
+            .map(|f| {
+                let probs: Map<String, Value> = classes
+                    .iter()
+                    .zip(&f.probabilities)
+                    .map(|(c, p)| (c.clone(), json!(p)))
+                    .collect();
+                json!({
+                    "box": f.bbox.map(|b| json!({"x": b.x, "y": b.y, "width": b.width, "height": b.height})),
+                    "score": f.bbox.map(|b| b.score),
+                    "emotion": classes[f.top],
+                    "probability": f.probabilities[f.top],
+                    "probabilities": probs,
+                })
+            })
+            .collect();
+        json!({"width": self.width, "height": self.height, "faces": faces})
+    }
 }

@@ -5,4 +5,5 @@ pub mod data;
 pub mod eval;
 pub mod info;
 pub mod predict;
+pub mod serve;
 pub mod train;

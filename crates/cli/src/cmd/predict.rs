@@ -10,7 +10,7 @@ use clap::Args;
 use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
 use ferrite_infer::predict::{FaceOptions, ImagePrediction, Predictor, predict_images};
 use image::DynamicImage;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::output::{align_numbers, table};
 
@@ -290,25 +290,9 @@ fn csv_field(s: &str) -> String {
 }
 
 fn image_json(path: &str, pred: &ImagePrediction, classes: &[String]) -> Value {
-    let faces: Vec<Value> = pred
-        .faces
-        .iter()
-        .map(|f| {
-            let probs: Map<String, Value> = classes
-                .iter()
-                .zip(&f.probabilities)
-                .map(|(c, p)| (c.clone(), json!(p)))
-                .collect();
-            json!({
-                "box": f.bbox.map(|b| json!({"x": b.x, "y": b.y, "width": b.width, "height": b.height})),
-                "score": f.bbox.map(|b| b.score),
-                "emotion": classes[f.top],
-                "probability": f.probabilities[f.top],
-                "probabilities": probs,
-            })
-        })
-        .collect();
-    json!({"path": path, "width": pred.width, "height": pred.height, "faces": faces})
+    let mut doc = pred.to_json(classes);
+    doc["path"] = json!(path);
+    doc
 }
 
 /// `photo.jpg` → `photo.png`, made unique within the run (`photo-2.png`, ...).

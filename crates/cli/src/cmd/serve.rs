@@ -1,0 +1,90 @@
+//! `ferrite serve`: the JSON API and the web page.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ferrite_infer::Predictor;
+use ferrite_serve::{AppState, ServeConfig};
+
+/// Serve a JSON API and a web page (photo upload, live webcam) on this machine.
+///
+/// Routes: POST /v1/predict (an image as the body, or multipart field `image`; query
+/// options min_face, min_score, no_detect) answers with the same JSON per image as
+/// `ferrite predict --json`; GET /v1/model, GET /healthz, GET /metrics (Prometheus text),
+/// GET / (the page; everything is embedded, it works offline). Stops on Ctrl-C or SIGTERM
+/// after the requests in flight finish.
+///
+/// Examples:
+///   ferrite serve                                   # http://127.0.0.1:8080
+///   curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/predict
+///   ferrite serve --addr 0.0.0.0:8080 --model models/ferplus.safetensors
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Model file [default: the built-in model].
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Address to listen on (port 0: any free port; the chosen one is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Largest request body, in MB (larger ones get 413).
+    #[arg(long, value_name = "MB", default_value_t = 10.0)]
+    max_body_mb: f64,
+    /// Largest image decoded, in megapixels (larger ones get 422, before any allocation).
+    #[arg(long, value_name = "MP", default_value_t = 40.0)]
+    max_megapixels: f64,
+    /// Predictions running or waiting at once; beyond that, 503 with Retry-After.
+    #[arg(long, default_value_t = 16)]
+    queue: usize,
+    /// Longest a prediction may take, in seconds (then 504).
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    timeout: f64,
+    /// cpu, or gpu[:N] in a build with `--features gpu`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// CPU threads for the network [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: ServeArgs) -> Result<i32> {
+    if let Some(t) = args.threads {
+        ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
+    }
+    if !(args.max_body_mb > 0.0 && args.max_megapixels > 0.0 && args.timeout > 0.0 && args.queue > 0) {
+        anyhow::bail!("--max-body-mb, --max-megapixels, --timeout and --queue must be positive");
+    }
+    let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
+    let predictor = Predictor::load(args.model.as_deref(), device).with_context(|| {
+        format!("cannot load model {}", args.model.as_deref().map_or("(built-in)".into(), |p| p.display().to_string()))
+    })?;
+    let config = ServeConfig {
+        max_body_bytes: (args.max_body_mb * 1024.0 * 1024.0) as usize,
+        max_pixels: (args.max_megapixels * 1e6) as u64,
+        queue: args.queue,
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let state = Arc::new(AppState::new(predictor, config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        let addr = listener.local_addr()?;
+        println!("ferrite serving on http://{addr}/ (Ctrl-C to stop)");
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        ferrite_serve::serve(listener, state, ferrite_serve::shutdown_signal())
+            .await
+            .context("server failed")?;
+        eprintln!("stopped");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(0)
+}

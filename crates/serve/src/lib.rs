@@ -1,0 +1,285 @@
+//! `ferrite serve`: the predictor behind a small HTTP API, with a web page for photos and
+//! the webcam.
+//!
+//! Routes: `POST /v1/predict` (an image as the raw body or as the multipart field `image`),
+//! `GET /v1/model`, `GET /healthz`, `GET /metrics` (Prometheus text) and `GET /` (the page,
+//! embedded). Bad input gets a JSON `{"error": ...}` with the status that names the problem:
+//! 413 body too large, 415 not an image format we read, 422 an image too large to decode or
+//! corrupt, 400 malformed multipart, 503 (with Retry-After) when the queue is full, 504 when
+//! a prediction overruns the timeout.
+
+mod metrics;
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Multipart, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
+use ferrite_infer::predict::{FaceOptions, Predictor, predict_images};
+use image::{DynamicImage, ImageReader, Limits};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+pub use metrics::Metrics;
+
+/// The page at `/`: one self-contained file, no external assets.
+const PAGE: &str = include_str!("page.html");
+
+/// Limits and sizes of a server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Largest request body, in bytes (→ 413).
+    pub max_body_bytes: usize,
+    /// Largest image, in pixels, that will be decoded (→ 422): stops decompression bombs
+    /// before they allocate.
+    pub max_pixels: u64,
+    /// Predictions running or waiting at once; more are refused with 503.
+    pub queue: usize,
+    /// Longest a prediction may take (→ 504).
+    pub timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            queue: 16,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    predictor: Arc<Mutex<Predictor>>,
+    classes: Vec<String>,
+    model: Value,
+    permits: Arc<Semaphore>,
+    config: ServeConfig,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(predictor: Predictor, config: ServeConfig) -> AppState {
+        let meta = &predictor.meta;
+        let model = json!({
+            "source": predictor.source,
+            "arch": meta.arch.arch.to_string(),
+            "classes": meta.classes,
+            "dataset": meta.dataset,
+            "val_split": meta.val_split,
+            "val_accuracy": meta.val_accuracy,
+            "epochs": meta.epochs,
+            "input": [meta.input_channels, meta.input_side, meta.input_side],
+            "created_by": meta.created_by,
+        });
+        AppState {
+            classes: meta.classes.clone(),
+            model,
+            permits: Arc::new(Semaphore::new(config.queue.max(1))),
+            predictor: Arc::new(Mutex::new(predictor)),
+            config,
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+/// The application: routes, body limit, metrics.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/model", get(model))
+        .route("/v1/predict", post(predict))
+        .route("/metrics", get(metrics_text))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+/// Counts every request by route and status, and times it.
+async fn record(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    st.metrics.observe(&route, response.status().as_u16(), start.elapsed());
+    response
+}
+
+async fn model(State(st): State<Arc<AppState>>) -> Response {
+    axum::Json(st.model.clone()).into_response()
+}
+
+async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `{"error": message}` with `status`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Query options of `/v1/predict`, as `ferrite predict`'s flags.
+#[derive(Debug, Deserialize)]
+struct PredictQuery {
+    min_face: Option<u32>,
+    min_score: Option<f64>,
+    #[serde(default)]
+    no_detect: bool,
+}
+
+async fn predict(State(st): State<Arc<AppState>>, Query(q): Query<PredictQuery>, req: Request) -> Response {
+    // Refuse at once when full, before reading the body: memory stays bounded under load.
+    let Ok(permit) = st.permits.clone().try_acquire_owned() else {
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "busy: too many predictions at once, retry shortly");
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    let min_face = q.min_face.unwrap_or(DetectOptions::default().min_face);
+    if !q.no_detect && min_face < MIN_FACE_FLOOR {
+        return error(StatusCode::BAD_REQUEST, format!("min_face must be at least {MIN_FACE_FLOOR}"));
+    }
+    let bytes = match image_bytes(req, &st).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let image = match decode(&bytes, st.config.max_pixels) {
+        Ok(img) => img,
+        Err((status, msg)) => return error(status, msg),
+    };
+    let options = FaceOptions {
+        detect: (!q.no_detect).then_some(DetectOptions {
+            min_face,
+            min_score: q.min_score.unwrap_or(DetectOptions::default().min_score),
+        }),
+        ..FaceOptions::default()
+    };
+    let predictor = st.predictor.clone();
+    let work = tokio::task::spawn_blocking(move || {
+        let _permit = permit; // the slot stays taken until the work is done, even after a timeout
+        let predictor = predictor.lock().unwrap_or_else(|e| e.into_inner());
+        predict_images(std::slice::from_ref(&image), &options, &predictor)
+    });
+    match tokio::time::timeout(st.config.timeout, work).await {
+        Err(_) => error(StatusCode::GATEWAY_TIMEOUT, "the prediction took too long"),
+        Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "the prediction failed"),
+        Ok(Ok(Err(msg))) => error(StatusCode::BAD_REQUEST, msg),
+        Ok(Ok(Ok(mut preds))) => axum::Json(preds.remove(0).to_json(&st.classes)).into_response(),
+    }
+}
+
+/// The image bytes of a request: the multipart field `image`, or the whole body.
+async fn image_bytes(req: Request, st: &Arc<AppState>) -> Result<Bytes, Response> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if !multipart {
+        return Bytes::from_request(req, st).await.map_err(|e| {
+            let status = e.status();
+            let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("body larger than {} bytes", st.config.max_body_bytes)
+            } else {
+                e.body_text()
+            };
+            error(status, msg)
+        });
+    }
+    let mut form = Multipart::from_request(req, st)
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.body_text()))?;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) if field.name() == Some("image") => {
+                return field.bytes().await.map_err(|e| {
+                    let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
+                    error(status, format!("malformed multipart body: {}", e.body_text()))
+                });
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => return Err(error(StatusCode::BAD_REQUEST, "multipart body has no field named `image`")),
+            Err(e) => {
+                let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
+                return Err(error(status, format!("malformed multipart body: {}", e.body_text())));
+            }
+        }
+    }
+}
+
+/// Decodes an upload, checking its format (415) and size (422) before allocating for it.
+fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, (StatusCode, String)> {
+    const FORMATS: &str = "PNG, JPEG, BMP, GIF, TIFF, WebP or PNM";
+    let format = image::guess_format(bytes)
+        .ok()
+        .filter(|f| f.reading_enabled())
+        .ok_or((StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("not an image format ferrite reads: send {FORMATS}")))?;
+    let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, format!("cannot read the image header: {e}")))?;
+    let pixels = w as u64 * h as u64;
+    if pixels > max_pixels {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("image is {w}x{h} = {pixels} pixels; the limit is {max_pixels}"),
+        ));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(16)); // RGBA f32 at worst
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, format!("cannot decode the image: {e}")))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, "the image is empty".into()));
+    }
+    Ok(img)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
