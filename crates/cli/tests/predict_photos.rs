@@ -3,30 +3,9 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::{ferrite, ferrite_ok};
-
-/// The group photo that ships in the `rustface` crate (the 1927 Solvay conference: 29 faces
-/// in the front three rows), found in cargo's registry; `None` (said) when it is not there.
-fn group_photo() -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    let found = std::fs::read_dir(home.join("registry/src"))
-        .ok()?
-        .flatten()
-        .map(|d| d.path().join("rustface-0.1.7/test.png"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        if std::env::var("FERRITE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-            panic!("rustface-0.1.7/test.png not found in cargo's registry");
-        }
-        eprintln!("SKIPPED: rustface-0.1.7/test.png not found in cargo's registry");
-    }
-    found
-}
+use common::{ferrite, ferrite_ok, group_photo};
 
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).expect("predict --json prints JSON")
@@ -47,7 +26,10 @@ fn finds_the_faces_of_a_group_photo_with_probabilities_that_sum_to_one() {
     let doc = json(&out);
     assert_eq!(doc["model"]["source"], "built-in");
     let image = &doc["images"][0];
-    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(1666), Some(1136)));
+    assert_eq!(
+        (image["width"].as_u64(), image["height"].as_u64()),
+        (Some(1666), Some(1136))
+    );
     let faces = image["faces"].as_array().unwrap();
     // 29 people face the camera; allow a miss or a double at these 45-65 pixel faces.
     assert!((27..=31).contains(&faces.len()), "{} faces", faces.len());
@@ -58,7 +40,10 @@ fn finds_the_faces_of_a_group_photo_with_probabilities_that_sum_to_one() {
         let sum: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
         let top = f["emotion"].as_str().unwrap();
-        let best = probs.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap();
+        let best = probs
+            .iter()
+            .max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap())
+            .unwrap();
         assert_eq!(top, best.0);
         let b = &f["box"];
         assert!(b["x"].as_u64().unwrap() + b["width"].as_u64().unwrap() <= 1666);
@@ -69,8 +54,15 @@ fn finds_the_faces_of_a_group_photo_with_probabilities_that_sum_to_one() {
     let original = image::open(&photo).unwrap().to_rgb8();
     assert_eq!(drawn.dimensions(), original.dimensions());
     let b = &faces[0]["box"];
-    let (x, y) = (b["x"].as_u64().unwrap() as u32, b["y"].as_u64().unwrap() as u32 + 10);
-    assert_ne!(drawn.get_pixel(x, y), original.get_pixel(x, y), "the box's left edge is drawn");
+    let (x, y) = (
+        b["x"].as_u64().unwrap() as u32,
+        b["y"].as_u64().unwrap() as u32 + 10,
+    );
+    assert_ne!(
+        drawn.get_pixel(x, y),
+        original.get_pixel(x, y),
+        "the box's left edge is drawn"
+    );
 }
 
 #[test]
@@ -78,20 +70,36 @@ fn bad_files_are_reported_and_the_others_still_processed() {
     let dir = tempfile::tempdir().unwrap();
     // A blank image (no face), a file that is not an image, and an empty file.
     let blank = dir.path().join("blank.png");
-    image::GrayImage::from_pixel(120, 90, image::Luma([128])).save(&blank).unwrap();
+    image::GrayImage::from_pixel(120, 90, image::Luma([128]))
+        .save(&blank)
+        .unwrap();
     std::fs::write(dir.path().join("notes.jpg"), b"this is not a JPEG").unwrap();
     std::fs::write(dir.path().join("empty.png"), b"").unwrap();
     let out = ferrite(&["predict", dir.path().to_str().unwrap(), "--csv"]);
     assert_eq!(out.status.code(), Some(1), "some files failed");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("notes.jpg") && stderr.contains("not an image"), "{stderr}");
-    assert!(stderr.contains("empty.png") && stderr.contains("empty file"), "{stderr}");
+    assert!(
+        stderr.contains("notes.jpg") && stderr.contains("not an image"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("empty.png") && stderr.contains("empty file"),
+        "{stderr}"
+    );
     // The blank image is processed: one CSV row with no face.
     let rows: Vec<&str> = stdout.lines().collect();
-    assert!(rows[0].starts_with("path,face,x,y,width,height,score,top,Angry"), "{}", rows[0]);
+    assert!(
+        rows[0].starts_with("path,face,x,y,width,height,score,top,Angry"),
+        "{}",
+        rows[0]
+    );
     assert_eq!(rows.len(), 2, "{stdout}");
-    assert!(rows[1].starts_with(&format!("{},,", blank.display())), "{}", rows[1]);
+    assert!(
+        rows[1].starts_with(&format!("{},,", blank.display())),
+        "{}",
+        rows[1]
+    );
     assert!(!stderr.contains("panicked"));
 }
 
@@ -100,8 +108,15 @@ fn no_detect_classifies_whole_images_from_files_and_standard_input() {
     let dir = tempfile::tempdir().unwrap();
     let face = dir.path().join("face.png");
     // A face-sized gradient: not a face the detector would find, but --no-detect takes it.
-    image::GrayImage::from_fn(48, 48, |x, y| image::Luma([(x * 4 + y * 2) as u8])).save(&face).unwrap();
-    let doc = json(&ferrite_ok(&["predict", "--no-detect", "--json", face.to_str().unwrap()]));
+    image::GrayImage::from_fn(48, 48, |x, y| image::Luma([(x * 4 + y * 2) as u8]))
+        .save(&face)
+        .unwrap();
+    let doc = json(&ferrite_ok(&[
+        "predict",
+        "--no-detect",
+        "--json",
+        face.to_str().unwrap(),
+    ]));
     let faces = doc["images"][0]["faces"].as_array().unwrap();
     assert_eq!(faces.len(), 1);
     assert!(faces[0]["box"].is_null());
@@ -112,12 +127,20 @@ fn no_detect_classifies_whole_images_from_files_and_standard_input() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&std::fs::read(&face).unwrap()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&face).unwrap())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let from_stdin = json(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(from_stdin["images"][0]["path"], "-");
-    assert_eq!(from_stdin["images"][0]["faces"], doc["images"][0]["faces"], "same bytes, same answer");
+    assert_eq!(
+        from_stdin["images"][0]["faces"], doc["images"][0]["faces"],
+        "same bytes, same answer"
+    );
 }
 
 #[test]

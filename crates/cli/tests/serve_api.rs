@@ -4,8 +4,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+
+use common::group_photo;
 
 /// A running `ferrite serve` on a free port, stopped (SIGTERM) when dropped.
 struct Server {
@@ -22,16 +23,33 @@ impl Server {
             .spawn()
             .expect("start ferrite serve");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         // "ferrite serving on http://127.0.0.1:PORT/ (Ctrl-C to stop)"
-        let addr = line.split("http://").nth(1).and_then(|r| r.split('/').next()).expect(&line).to_string();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .expect(&line)
+            .to_string();
         Server { child, addr }
     }
 
     /// One HTTP/1.1 request; returns (status, headers, body).
-    fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, String, Vec<u8>) {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
         if let Some(ct) = content_type {
             head.push_str(&format!("Content-Type: {ct}\r\n"));
         }
@@ -41,19 +59,35 @@ impl Server {
         let _ = s.write_all(body);
         let mut raw = Vec::new();
         let _ = s.read_to_end(&mut raw);
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP response");
         let headers = String::from_utf8_lossy(&raw[..split]).to_string();
         let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
         let mut body = raw[split + 4..].to_vec();
-        if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        if headers
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             body = dechunk(&body);
         }
         (status, headers, body)
     }
 
-    fn json(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
+    fn json(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, serde_json::Value) {
         let (status, _, body) = self.request(method, path, content_type, body);
-        (status, serde_json::from_slice(&body).unwrap_or_else(|_| panic!("JSON body: {}", String::from_utf8_lossy(&body))))
+        (
+            status,
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|_| panic!("JSON body: {}", String::from_utf8_lossy(&body))),
+        )
     }
 }
 
@@ -69,8 +103,11 @@ impl Drop for Server {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(end) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
+        let Some(end) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
         if size == 0 {
             break;
         }
@@ -78,21 +115,6 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         b = &b[end + 4 + size..];
     }
     out
-}
-
-fn group_photo() -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    let found = std::fs::read_dir(home.join("registry/src"))
-        .ok()?
-        .flatten()
-        .map(|d| d.path().join("rustface-0.1.7/test.png"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        eprintln!("SKIPPED: rustface-0.1.7/test.png not found in cargo's registry");
-    }
-    found
 }
 
 /// A PNG whose header claims 100000 x 100000 pixels (a decompression bomb's calling card),
@@ -107,7 +129,10 @@ fn bomb_png() -> Vec<u8> {
     png.extend(&ihdr);
     png.extend(crc32fast::hash(&ihdr).to_be_bytes());
     // A few bytes of "compressed pixels": a decoder reads the header up to here.
-    for (kind, data) in [(&b"IDAT"[..], &b"\x78\x9c\x03\x00"[..]), (&b"IEND"[..], &b""[..])] {
+    for (kind, data) in [
+        (&b"IDAT"[..], &b"\x78\x9c\x03\x00"[..]),
+        (&b"IEND"[..], &b""[..]),
+    ] {
         png.extend((data.len() as u32).to_be_bytes());
         let chunk = [kind, data].concat();
         png.extend(&chunk);
@@ -130,11 +155,20 @@ fn health_model_page_and_metrics() {
     assert!(headers.to_ascii_lowercase().contains("text/html"));
     let page = String::from_utf8(page).unwrap();
     assert!(page.contains("Start camera") && page.contains("/v1/predict"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no external assets");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external assets"
+    );
     let (_, _, metrics) = server.request("GET", "/metrics", None, b"");
     let metrics = String::from_utf8(metrics).unwrap();
-    assert!(metrics.contains("ferrite_requests_total{route=\"/healthz\",status=\"200\"} 1"), "{metrics}");
-    assert!(metrics.contains("ferrite_request_seconds_bucket{route=\"/v1/model\",le=\"+Inf\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("ferrite_requests_total{route=\"/healthz\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ferrite_request_seconds_bucket{route=\"/v1/model\",le=\"+Inf\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -144,11 +178,19 @@ fn predicts_a_real_photo_raw_and_multipart() {
     let server = Server::start(&[]);
     let (status, doc) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
     assert_eq!(status, 200, "{doc}");
-    assert_eq!((doc["width"].as_u64(), doc["height"].as_u64()), (Some(1666), Some(1136)));
+    assert_eq!(
+        (doc["width"].as_u64(), doc["height"].as_u64()),
+        (Some(1666), Some(1136))
+    );
     let faces = doc["faces"].as_array().unwrap();
     assert!((27..=31).contains(&faces.len()), "{} faces", faces.len());
     for f in faces {
-        let sum: f64 = f["probabilities"].as_object().unwrap().values().map(|p| p.as_f64().unwrap()).sum();
+        let sum: f64 = f["probabilities"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p.as_f64().unwrap())
+            .sum();
         assert!((sum - 1.0).abs() < 1e-4);
     }
 
@@ -156,7 +198,12 @@ fn predicts_a_real_photo_raw_and_multipart() {
     let mut form = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"test.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
     form.extend(&bytes);
     form.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let (status, multipart) = server.json("POST", "/v1/predict", Some(&format!("multipart/form-data; boundary={boundary}")), &form);
+    let (status, multipart) = server.json(
+        "POST",
+        "/v1/predict",
+        Some(&format!("multipart/form-data; boundary={boundary}")),
+        &form,
+    );
     assert_eq!(status, 200, "{multipart}");
     assert_eq!(multipart, doc, "same image, same answer");
 }
@@ -165,26 +212,52 @@ fn predicts_a_real_photo_raw_and_multipart() {
 fn each_bad_request_gets_its_status_and_a_json_error() {
     let server = Server::start(&["--max-body-mb", "1"]);
     // Too large a body.
-    let (status, _, body) = server.request("POST", "/v1/predict", Some("image/png"), &vec![0u8; 2 * 1024 * 1024]);
+    let (status, _, body) = server.request(
+        "POST",
+        "/v1/predict",
+        Some("image/png"),
+        &vec![0u8; 2 * 1024 * 1024],
+    );
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     // Not an image.
-    let (status, e) = server.json("POST", "/v1/predict", Some("text/plain"), b"hello, this is text");
+    let (status, e) = server.json(
+        "POST",
+        "/v1/predict",
+        Some("text/plain"),
+        b"hello, this is text",
+    );
     assert_eq!(status, 415);
     assert!(e["error"].as_str().unwrap().contains("not an image"));
     // A decompression bomb: refused from its header.
     let (status, e) = server.json("POST", "/v1/predict", Some("image/png"), &bomb_png());
     assert_eq!(status, 422);
-    assert!(e["error"].as_str().unwrap().contains("100000x100000"), "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("100000x100000"),
+        "{e}"
+    );
     // Malformed multipart.
-    let (status, e) = server.json("POST", "/v1/predict", Some("multipart/form-data; boundary=xyz"), b"--xyz\r\nbroken");
+    let (status, e) = server.json(
+        "POST",
+        "/v1/predict",
+        Some("multipart/form-data; boundary=xyz"),
+        b"--xyz\r\nbroken",
+    );
     assert_eq!(status, 400, "{e}");
     // Bad option.
-    let (status, _) = server.json("POST", "/v1/predict?min_face=5", Some("image/png"), &bomb_png());
+    let (status, _) = server.json(
+        "POST",
+        "/v1/predict?min_face=5",
+        Some("image/png"),
+        &bomb_png(),
+    );
     assert_eq!(status, 400);
     // The server is still up and counted all of it.
     let (_, _, metrics) = server.request("GET", "/metrics", None, b"");
     let metrics = String::from_utf8(metrics).unwrap();
     for code in ["413", "415", "422", "400"] {
-        assert!(metrics.contains(&format!("route=\"/v1/predict\",status=\"{code}\"")), "{code}: {metrics}");
+        assert!(
+            metrics.contains(&format!("route=\"/v1/predict\",status=\"{code}\"")),
+            "{code}: {metrics}"
+        );
     }
 }
