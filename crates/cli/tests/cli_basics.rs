@@ -203,7 +203,12 @@ fn output_into_a_closed_pipe_ends_quietly() {
     // ferrite's writes then fail with a broken pipe.
     drop(child.stdout.take());
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     child.wait().unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -33,7 +33,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Encodes an image (gray or colour) as PNG and writes it atomically.
-pub fn save_png_atomic<P>(img: &image::ImageBuffer<P, Vec<P::Subpixel>>, path: &Path) -> std::io::Result<()>
+pub fn save_png_atomic<P>(
+    img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
+    path: &Path,
+) -> std::io::Result<()>
 where
     P: image::PixelWithColorType,
     [P::Subpixel]: image::EncodableLayout,

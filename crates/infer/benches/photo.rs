@@ -36,9 +36,14 @@ fn main() {
     // One face of the group photo with its surroundings (1.8x the box), enlarged to about
     // 200 pixels and set on a plain 640x480 background: a portrait-like frame with one face.
     let group = image::open(&path).unwrap();
-    let face = FaceDetector::new(DetectOptions::default()).unwrap().detect(&group.to_luma8())[0];
+    let face = FaceDetector::new(DetectOptions::default())
+        .unwrap()
+        .detect(&group.to_luma8())[0];
     let side = face.width * 9 / 5;
-    let (x, y) = ((face.x + face.width / 2) - side / 2, (face.y + face.height / 2) - side / 2);
+    let (x, y) = (
+        (face.x + face.width / 2) - side / 2,
+        (face.y + face.height / 2) - side / 2,
+    );
     let patch = imageops::crop_imm(&group.to_rgb8(), x, y, side, side).to_image();
     let patch = imageops::resize(&patch, 360, 360, imageops::FilterType::Triangle);
     let mut photo = image::RgbImage::from_pixel(640, 480, image::Rgb([96, 104, 112]));
@@ -49,7 +54,10 @@ fn main() {
         .unwrap();
 
     let predictor = Predictor::load(None, Device::flex()).unwrap();
-    let one_core = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let one_core = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let (mut decode, mut detect, mut classify, mut total) = (vec![], vec![], vec![], vec![]);
     let mut faces = 0;
     one_core.install(|| {
@@ -76,8 +84,17 @@ fn main() {
     println!("640x480 JPEG, {faces} face(s) found, one core, 50 runs after 10 warm-up:");
     println!("| stage | p50 ms | p95 ms |");
     println!("|---|---:|---:|");
-    for (name, t) in [("decode + gray", &mut decode), ("detect (SeetaFace)", &mut detect), ("crop + classify", &mut classify), ("total", &mut total)] {
-        println!("| {name} | {:.2} | {:.2} |", percentile(t, 0.5), percentile(t, 0.95));
+    for (name, t) in [
+        ("decode + gray", &mut decode),
+        ("detect (SeetaFace)", &mut detect),
+        ("crop + classify", &mut classify),
+        ("total", &mut total),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} |",
+            percentile(t, 0.5),
+            percentile(t, 0.95)
+        );
     }
 
     // What the smallest face size costs the detector (it scans an image pyramid down from
@@ -90,7 +107,11 @@ fn main() {
         let mut times = Vec::new();
         let mut n = 0;
         one_core.install(|| {
-            let mut d = FaceDetector::new(DetectOptions { min_face, ..DetectOptions::default() }).unwrap();
+            let mut d = FaceDetector::new(DetectOptions {
+                min_face,
+                ..DetectOptions::default()
+            })
+            .unwrap();
             for _ in 0..15 {
                 let t = Instant::now();
                 n = d.detect(&gray).len();
@@ -105,7 +126,9 @@ fn main() {
     let start = Instant::now();
     let rounds = 3;
     for _ in 0..rounds {
-        let images: Vec<DynamicImage> = (0..64).map(|_| image::load_from_memory(&jpeg).unwrap()).collect();
+        let images: Vec<DynamicImage> = (0..64)
+            .map(|_| image::load_from_memory(&jpeg).unwrap())
+            .collect();
         predict_images(&images, &FaceOptions::default(), &predictor).unwrap();
     }
     let secs = start.elapsed().as_secs_f64();

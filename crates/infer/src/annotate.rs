@@ -26,15 +26,37 @@ pub fn annotate(img: &DynamicImage, prediction: &ImagePrediction, classes: &[Str
         let color = Rgb(PALETTE[face.top % PALETTE.len()]);
         let thick = (b.width / 60).clamp(2, 6);
         fill(&mut out, b.x, b.y, b.width, thick, color);
-        fill(&mut out, b.x, (b.y + b.height).saturating_sub(thick), b.width, thick, color);
+        fill(
+            &mut out,
+            b.x,
+            (b.y + b.height).saturating_sub(thick),
+            b.width,
+            thick,
+            color,
+        );
         fill(&mut out, b.x, b.y, thick, b.height, color);
-        fill(&mut out, (b.x + b.width).saturating_sub(thick), b.y, thick, b.height, color);
+        fill(
+            &mut out,
+            (b.x + b.width).saturating_sub(thick),
+            b.y,
+            thick,
+            b.height,
+            color,
+        );
 
-        let label = format!("{} {:.0}%", classes[face.top], face.probabilities[face.top] * 100.0);
+        let label = format!(
+            "{} {:.0}%",
+            classes[face.top],
+            face.probabilities[face.top] * 100.0
+        );
         let scale = (b.width / 80).clamp(1, 4);
         let (tw, th) = (label.len() as u32 * 8 * scale + 4, 8 * scale + 4);
         // Above the box, or inside its top edge when there is no room above.
-        let ty = if b.y >= th { b.y - th } else { (b.y + thick).min(h.saturating_sub(th)) };
+        let ty = if b.y >= th {
+            b.y - th
+        } else {
+            (b.y + thick).min(h.saturating_sub(th))
+        };
         let tx = b.x.min(w.saturating_sub(tw));
         fill(&mut out, tx, ty, tw, th, color);
         draw_text(&mut out, &label, tx + 2, ty + 2, scale, Rgb([0, 0, 0]));

@@ -48,7 +48,13 @@ impl Predictor {
             .chunks(BATCH)
             .flat_map(|chunk| {
                 let refs: Vec<&[u8]> = chunk.iter().map(|p| &p[..]).collect();
-                predict_planes(&self.net, &refs, &self.meta.normalization, Tta::None, &self.device)
+                predict_planes(
+                    &self.net,
+                    &refs,
+                    &self.meta.normalization,
+                    Tta::None,
+                    &self.device,
+                )
             })
             .collect()
     }
@@ -106,13 +112,20 @@ pub fn predict_images(
     let found: Vec<(Vec<Option<FaceBox>>, Vec<[u8; PIXELS]>)> = images
         .par_iter()
         .map_init(
-            || options.detect.map(|d| FaceDetector::new(d).expect("options checked above")),
+            || {
+                options
+                    .detect
+                    .map(|d| FaceDetector::new(d).expect("options checked above"))
+            },
             |detector, img| match detector {
                 None => (vec![None], vec![to_face_plane(img)]),
                 Some(detector) => {
                     let gray = img.to_luma8();
                     let boxes = detector.detect(&gray);
-                    let planes = boxes.iter().map(|b| face_plane(&gray, b, options.margin)).collect();
+                    let planes = boxes
+                        .iter()
+                        .map(|b| face_plane(&gray, b, options.margin))
+                        .collect();
                     (boxes.into_iter().map(Some).collect(), planes)
                 }
             },
@@ -150,8 +163,12 @@ pub fn face_plane(gray: &GrayImage, b: &FaceBox, margin: f32) -> [u8; PIXELS] {
     let cx = b.x as f32 + b.width as f32 / 2.0;
     let cy = b.y as f32 + b.height as f32 / 2.0;
     // Shift the square inward where it would leave the image, so the face stays whole.
-    let x = (cx - side as f32 / 2.0).round().clamp(0.0, (w - side) as f32) as u32;
-    let y = (cy - side as f32 / 2.0).round().clamp(0.0, (h - side) as f32) as u32;
+    let x = (cx - side as f32 / 2.0)
+        .round()
+        .clamp(0.0, (w - side) as f32) as u32;
+    let y = (cy - side as f32 / 2.0)
+        .round()
+        .clamp(0.0, (h - side) as f32) as u32;
     let crop = imageops::crop_imm(gray, x, y, side, side).to_image();
     to_face_plane(&DynamicImage::ImageLuma8(crop))
 }

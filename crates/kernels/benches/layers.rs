@@ -34,10 +34,7 @@ fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
 }
 
 /// Forward alone, and forward + backward through autodiff, of `op` on an input of `shape`.
-fn forward_backward(
-    shape: [usize; 4],
-    op: &dyn Fn(Tensor<4>) -> Tensor<4>,
-) -> (f64, f64) {
+fn forward_backward(shape: [usize; 4], op: &dyn Fn(Tensor<4>) -> Tensor<4>) -> (f64, f64) {
     let plain = Device::flex();
     let ad = plain.clone().autodiff();
     let x = random(shape, &plain);
@@ -58,9 +55,20 @@ fn forward_backward(
 fn main() {
     println!("batch {BATCH}; ms per call (median of 5); GFLOP/s = 2·MACs / time");
     println!();
-    println!("| conv | MACs | fwd ours | fwd burn | fwd+bwd ours | fwd+bwd burn | fwd+bwd GFLOP/s ours | burn |");
+    println!(
+        "| conv | MACs | fwd ours | fwd burn | fwd+bwd ours | fwd+bwd burn | fwd+bwd GFLOP/s ours | burn |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (cin, cout, side) in [(1, 16, 48), (16, 16, 48), (16, 32, 24), (32, 32, 24), (32, 96, 12), (96, 96, 12), (96, 192, 6), (192, 192, 6)] {
+    for (cin, cout, side) in [
+        (1, 16, 48),
+        (16, 16, 48),
+        (16, 32, 24),
+        (32, 32, 24),
+        (32, 96, 12),
+        (96, 96, 12),
+        (96, 192, 6),
+        (192, 192, 6),
+    ] {
         let plain = Device::flex();
         let w = random([cout, cin, 3, 3], &plain);
         let macs = (BATCH * cout * side * side * cin * 9) as f64;
@@ -96,11 +104,21 @@ fn main() {
         let (g2, b2) = (g.clone(), b.clone());
         let ours = forward_backward(shape, &move |x| {
             let d = x.device();
-            norm_train(x, g.clone().to_device(&d), b.clone().to_device(&d), 1e-5, true).output
+            norm_train(
+                x,
+                g.clone().to_device(&d),
+                b.clone().to_device(&d),
+                1e-5,
+                true,
+            )
+            .output
         });
         let burn = forward_backward(shape, &move |x| {
             let d = x.device();
-            relu(batch_norm_train(x, g2.clone().to_device(&d), b2.clone().to_device(&d), 1e-5).output)
+            relu(
+                batch_norm_train(x, g2.clone().to_device(&d), b2.clone().to_device(&d), 1e-5)
+                    .output,
+            )
         });
         println!(
             "| batch norm + ReLU | {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} |",

@@ -2,11 +2,11 @@
 //! backend (the kernels themselves) and one for autodiff (the backward passes, recorded as
 //! single graph nodes like burn's own conv and batch norm).
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, ExtensionType, Flex, TensorMetadata, backend_extension};
@@ -83,7 +83,10 @@ pub trait KernelOps: Backend {
     /// 2x2 max pooling with stride 2, no padding, floor mode.
     fn ferrite_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    fn ferrite_max_pool2x2_backward(x: FloatTensor<Self>, output_grad: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn ferrite_max_pool2x2_backward(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 
     #[allow(clippy::too_many_arguments)]
     fn ferrite_norm_train_backward(
@@ -119,10 +122,18 @@ fn tensor(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
 }
 
-fn conv_shape(x: &FlexTensor, w: &FlexTensor, stride: [usize; 2], padding: [usize; 2]) -> ConvShape {
+fn conv_shape(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> ConvShape {
     let [batch, cin, h, w_] = x.shape().dims::<4>();
     let [cout, wcin, kh, kw] = w.shape().dims::<4>();
-    assert_eq!(cin, wcin, "conv2d: input has {cin} channels, weight expects {wcin}");
+    assert_eq!(
+        cin, wcin,
+        "conv2d: input has {cin} channels, weight expects {wcin}"
+    );
     ConvShape {
         batch,
         cin,
@@ -147,19 +158,29 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
 
 fn pool_shape(x: &FlexTensor) -> PoolShape {
     let [n, c, h, w] = x.shape().dims::<4>();
-    PoolShape { planes: n * c, h, w }
+    PoolShape {
+        planes: n * c,
+        h,
+        w,
+    }
 }
 
 impl KernelOps for Flex {
     fn ferrite_max_pool2x2(x: FlexTensor) -> FlexTensor {
         let s = pool_shape(&x);
         let [n, c, _, _] = x.shape().dims::<4>();
-        tensor(pool::forward(&s, &values(&x)), &[n, c, s.out_h(), s.out_w()])
+        tensor(
+            pool::forward(&s, &values(&x)),
+            &[n, c, s.out_h(), s.out_w()],
+        )
     }
 
     fn ferrite_max_pool2x2_backward(x: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
         let s = pool_shape(&x);
-        tensor(pool::backward(&s, &values(&x), &values(&output_grad)), &x.shape().dims::<4>())
+        tensor(
+            pool::backward(&s, &values(&x), &values(&output_grad)),
+            &x.shape().dims::<4>(),
+        )
     }
 
     fn ferrite_conv2d(
@@ -189,7 +210,11 @@ impl KernelOps for Flex {
             &values(&output_grad),
             need_x_grad,
         );
-        let x_shape = if need_x_grad { vec![s.batch, s.cin, s.h, s.w] } else { vec![0] };
+        let x_shape = if need_x_grad {
+            vec![s.batch, s.cin, s.h, s.w]
+        } else {
+            vec![0]
+        };
         ConvGrads {
             x_grad: tensor(dx, &x_shape),
             weight_grad: tensor(dw, &weight.shape().dims::<4>()),
@@ -224,7 +249,14 @@ impl KernelOps for Flex {
         relu: bool,
     ) -> NormTrain<Self> {
         let s = norm_shape(&x);
-        let f = norm::forward(&s, &values(&x), &values(&gamma), &values(&beta), epsilon, relu);
+        let f = norm::forward(
+            &s,
+            &values(&x),
+            &values(&gamma),
+            &values(&beta),
+            epsilon,
+            relu,
+        );
         NormTrain {
             output: tensor(f.output, &x.shape().dims::<4>()),
             mean: tensor(f.mean, &[s.channels]),
@@ -278,13 +310,20 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         impl<B: KernelOps> Backward<B, 2> for ConvBackward {
             type State = (NodeId, NodeId, [usize; 2], [usize; 2]);
 
-            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
                 let [node_x, node_weight] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x_state, weight_state, stride, padding) = ops.state;
                 let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-                let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
-                let g = B::ferrite_conv2d_backward(x, weight, grad, stride, padding, node_x.is_some());
+                let weight =
+                    checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+                let g =
+                    B::ferrite_conv2d_backward(x, weight, grad, stride, padding, node_x.is_some());
                 if let Some(node) = node_x {
                     grads.register::<B>(node.id, g.x_grad);
                 }
@@ -302,12 +341,16 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let out = B::ferrite_conv2d(x.into_primitive(), weight.into_primitive(), stride, padding);
+                let out =
+                    B::ferrite_conv2d(x.into_primitive(), weight.into_primitive(), stride, padding);
                 prep.finish((x_state, weight_state, stride, padding), out)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::ferrite_conv2d(x.into_primitive(), weight.into_primitive(), stride, padding))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::ferrite_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                stride,
+                padding,
+            )),
         }
     }
 
@@ -318,7 +361,12 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         impl<B: KernelOps> Backward<B, 1> for PoolBackward {
             type State = NodeId;
 
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
                 let [node_x] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(ops.state);
@@ -328,7 +376,11 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
             }
         }
 
-        match PoolBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match PoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 prep.finish(x_state, B::ferrite_max_pool2x2(x.into_primitive()))
@@ -337,7 +389,10 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         }
     }
 
-    fn ferrite_max_pool2x2_backward(_x: FloatTensor<Self>, _output_grad: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn ferrite_max_pool2x2_backward(
+        _x: FloatTensor<Self>,
+        _output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         panic!("second derivatives of ferrite's max pool are not implemented");
     }
 
@@ -361,7 +416,9 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         _padding: [usize; 2],
         _relu: bool,
     ) -> FloatTensor<Self> {
-        panic!("ferrite's fused conv + scale/shift + ReLU is for inference; it records no gradient");
+        panic!(
+            "ferrite's fused conv + scale/shift + ReLU is for inference; it records no gradient"
+        );
     }
 
     fn ferrite_norm_train(
@@ -376,16 +433,32 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
 
         impl<B: KernelOps> Backward<B, 3> for NormBackward {
             // x, gamma and beta are checkpointed; the statistics come along as computed.
-            type State = (NodeId, NodeId, NodeId, B::FloatTensorPrimitive, B::FloatTensorPrimitive, f64, bool);
+            type State = (
+                NodeId,
+                NodeId,
+                NodeId,
+                B::FloatTensorPrimitive,
+                B::FloatTensorPrimitive,
+                f64,
+                bool,
+            );
 
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
                 let [node_x, node_gamma, node_beta] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x_state, gamma_state, beta_state, mean, variance, epsilon, relu) = ops.state;
                 let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-                let gamma = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma_state);
+                let gamma =
+                    checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma_state);
                 let beta = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(beta_state);
-                let g = B::ferrite_norm_train_backward(x, gamma, beta, mean, variance, grad, epsilon, relu);
+                let g = B::ferrite_norm_train_backward(
+                    x, gamma, beta, mean, variance, grad, epsilon, relu,
+                );
                 if let Some(node) = node_x {
                     grads.register::<B>(node.id, g.x_grad);
                 }

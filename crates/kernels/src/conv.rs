@@ -93,7 +93,11 @@ impl ConvShape {
     /// Bands of at most `max_columns` positions (at least one row each).
     fn bands_of(&self, max_columns: usize) -> impl Iterator<Item = Range<usize>> + use<> {
         let (oh, ow) = (self.out_h(), self.out_w());
-        let rows = if self.positions() > max_columns { (max_columns / ow.max(1)).max(1) } else { oh.max(1) };
+        let rows = if self.positions() > max_columns {
+            (max_columns / ow.max(1)).max(1)
+        } else {
+            oh.max(1)
+        };
         (0..oh).step_by(rows).map(move |r| r..(r + rows).min(oh))
     }
 
@@ -102,7 +106,10 @@ impl ConvShape {
             self.h + 2 * self.padding[0] >= self.kh && self.w + 2 * self.padding[1] >= self.kw,
             "conv2d: kernel larger than the padded input"
         );
-        assert!(self.stride[0] > 0 && self.stride[1] > 0, "conv2d: zero stride");
+        assert!(
+            self.stride[0] > 0 && self.stride[1] > 0,
+            "conv2d: zero stride"
+        );
         assert_eq!(x.len(), self.batch * self.input_len(), "conv2d: input size");
         assert_eq!(w.len(), self.weight_len(), "conv2d: weight size");
     }
@@ -168,7 +175,11 @@ impl Epilogue<'_> {
 pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<f32> {
     s.check(x, w);
     for v in [epilogue.scale, epilogue.shift].into_iter().flatten() {
-        assert_eq!(v.len(), s.cout, "conv2d: one scale and shift per output channel");
+        assert_eq!(
+            v.len(),
+            s.cout,
+            "conv2d: one scale and shift per output channel"
+        );
     }
     let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
     let chunk = s.images_per_chunk();
@@ -212,7 +223,13 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
 
 /// [`forward_with`] for fewer images than threads (batch-1 inference): the work is split
 /// into bands of output rows instead of images, so that every core takes part.
-fn forward_few(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue, threads: usize) -> Vec<f32> {
+fn forward_few(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    epilogue: &Epilogue,
+    threads: usize,
+) -> Vec<f32> {
     let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
     let weights = MatRef::rows(w, s.cout, k);
     // Two bands per thread, each at most MAX_COLUMNS wide.
@@ -258,7 +275,11 @@ pub fn backward(
     need_dx: bool,
 ) -> (Vec<f32>, Vec<f32>) {
     s.check(x, w);
-    assert_eq!(g.len(), s.batch * s.output_len(), "conv2d backward: gradient size");
+    assert_eq!(
+        g.len(),
+        s.batch * s.output_len(),
+        "conv2d backward: gradient size"
+    );
     let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
     let chunk = s.images_per_chunk();
     let mut dx = vec![0.0f32; if need_dx { x.len() } else { 0 }];
@@ -395,7 +416,12 @@ impl Span {
         let lo = px.saturating_sub(kx).div_ceil(sx).min(ow);
         let hi = (s.w + px).saturating_sub(kx).div_ceil(sx).min(ow).max(lo);
         let first = lo * sx + kx - px;
-        Span { lo, hi, first, stride: sx }
+        Span {
+            lo,
+            hi,
+            first,
+            stride: sx,
+        }
     }
 
     /// One im2col row segment: `out[ox] = row[ox·sx + kx − px]`, zero outside.
@@ -409,7 +435,10 @@ impl Span {
                 *o = *v;
             }
         } else {
-            for (o, i) in out[lo..hi].iter_mut().zip((self.first..).step_by(self.stride)) {
+            for (o, i) in out[lo..hi]
+                .iter_mut()
+                .zip((self.first..).step_by(self.stride))
+            {
                 *o = row[i];
             }
         }
@@ -435,7 +464,8 @@ impl Span {
 fn ungroup(grouped: &[f32], out: &mut [f32], cout: usize, n: usize, p: usize) {
     for o in 0..cout {
         for image in 0..n {
-            out[(image * cout + o) * p..][..p].copy_from_slice(&grouped[(o * n + image) * p..][..p]);
+            out[(image * cout + o) * p..][..p]
+                .copy_from_slice(&grouped[(o * n + image) * p..][..p]);
         }
     }
 }
@@ -444,7 +474,8 @@ fn ungroup(grouped: &[f32], out: &mut [f32], cout: usize, n: usize, p: usize) {
 fn group(nchw: &[f32], grouped: &mut [f32], cout: usize, n: usize, p: usize) {
     for o in 0..cout {
         for image in 0..n {
-            grouped[(o * n + image) * p..][..p].copy_from_slice(&nchw[(image * cout + o) * p..][..p]);
+            grouped[(o * n + image) * p..][..p]
+                .copy_from_slice(&nchw[(image * cout + o) * p..][..p]);
         }
     }
 }
@@ -465,10 +496,17 @@ mod tests {
                         for c in 0..s.cin {
                             for ky in 0..s.kh {
                                 for kx in 0..s.kw {
-                                    let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
-                                    let ix = (ox * s.stride[1] + kx) as isize - s.padding[1] as isize;
-                                    if iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w {
-                                        acc += x[((b * s.cin + c) * s.h + iy as usize) * s.w + ix as usize]
+                                    let iy =
+                                        (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                                    let ix =
+                                        (ox * s.stride[1] + kx) as isize - s.padding[1] as isize;
+                                    if iy >= 0
+                                        && ix >= 0
+                                        && (iy as usize) < s.h
+                                        && (ix as usize) < s.w
+                                    {
+                                        acc += x[((b * s.cin + c) * s.h + iy as usize) * s.w
+                                            + ix as usize]
                                             * w[((o * s.cin + c) * s.kh + ky) * s.kw + kx];
                                     }
                                 }
@@ -500,13 +538,37 @@ mod tests {
         };
         vec![
             base,
-            ConvShape { stride: [2, 2], ..base },
-            ConvShape { kh: 1, kw: 1, padding: [0, 0], stride: [2, 2], ..base },
-            ConvShape { padding: [0, 2], kh: 3, kw: 5, ..base },
+            ConvShape {
+                stride: [2, 2],
+                ..base
+            },
+            ConvShape {
+                kh: 1,
+                kw: 1,
+                padding: [0, 0],
+                stride: [2, 2],
+                ..base
+            },
+            ConvShape {
+                padding: [0, 2],
+                kh: 3,
+                kw: 5,
+                ..base
+            },
             // 1x1 maps batch many images into one multiply.
-            ConvShape { h: 2, w: 2, batch: 70, ..base },
+            ConvShape {
+                h: 2,
+                w: 2,
+                batch: 70,
+                ..base
+            },
             // One image (with 2+ threads): split into bands of rows across threads.
-            ConvShape { batch: 1, h: 13, w: 11, ..base },
+            ConvShape {
+                batch: 1,
+                h: 13,
+                w: 11,
+                ..base
+            },
         ]
     }
 
@@ -530,7 +592,16 @@ mod tests {
             let w = values(s.weight_len(), 6.0);
             let bias: Vec<f32> = (0..s.cout).map(|o| o as f32 * 0.5 - 1.0).collect();
             let plain = naive_forward(&s, &x, &w);
-            let got = forward_with(&s, &x, &w, &Epilogue { scale: None, shift: Some(&bias), relu: true });
+            let got = forward_with(
+                &s,
+                &x,
+                &w,
+                &Epilogue {
+                    scale: None,
+                    shift: Some(&bias),
+                    relu: true,
+                },
+            );
             let p = s.out_h() * s.out_w();
             for (i, (a, b)) in got.iter().zip(&plain).enumerate() {
                 let want = (b + bias[(i / p) % s.cout]).max(0.0);
@@ -548,11 +619,18 @@ mod tests {
             let w = values(s.weight_len(), 2.0);
             let g = values(s.batch * s.output_len(), 3.0);
             let y = naive_forward(&s, &x, &w);
-            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
             let (dx, dw) = backward(&s, &x, &w, &g, true);
             let want = dot(&g, &y);
-            assert!((dot(&dx, &x) - want).abs() < 1e-3 * want.abs().max(1.0), "{s:?} dx");
-            assert!((dot(&dw, &w) - want).abs() < 1e-3 * want.abs().max(1.0), "{s:?} dw");
+            assert!(
+                (dot(&dx, &x) - want).abs() < 1e-3 * want.abs().max(1.0),
+                "{s:?} dx"
+            );
+            assert!(
+                (dot(&dw, &w) - want).abs() < 1e-3 * want.abs().max(1.0),
+                "{s:?} dw"
+            );
             let (no_dx, dw2) = backward(&s, &x, &w, &g, false);
             assert!(no_dx.is_empty());
             assert_eq!(dw, dw2);

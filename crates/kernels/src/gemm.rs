@@ -37,7 +37,10 @@ impl<'a> MatRef<'a> {
     fn check(&self, what: &str) {
         if self.rows > 0 && self.cols > 0 {
             let last = (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride;
-            assert!(last < self.data.len(), "{what}: matrix view runs past its buffer");
+            assert!(
+                last < self.data.len(),
+                "{what}: matrix view runs past its buffer"
+            );
         }
     }
 }
@@ -49,7 +52,10 @@ pub fn matmul(dst: &mut [f32], dst_row_stride: usize, lhs: MatRef, rhs: MatRef, 
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "matmul: inner dimensions differ");
     assert!(dst_row_stride >= n, "matmul: destination rows overlap");
-    assert!(m == 0 || dst.len() >= (m - 1) * dst_row_stride + n, "matmul: destination too small");
+    assert!(
+        m == 0 || dst.len() >= (m - 1) * dst_row_stride + n,
+        "matmul: destination too small"
+    );
     lhs.check("matmul lhs");
     rhs.check("matmul rhs");
     if m == 0 || n == 0 {
@@ -57,7 +63,9 @@ pub fn matmul(dst: &mut [f32], dst_row_stride: usize, lhs: MatRef, rhs: MatRef, 
     }
     if k == 0 {
         if !accumulate {
-            dst.chunks_mut(dst_row_stride).take(m).for_each(|r| r[..n].fill(0.0));
+            dst.chunks_mut(dst_row_stride)
+                .take(m)
+                .for_each(|r| r[..n].fill(0.0));
         }
         return;
     }
@@ -110,14 +118,26 @@ mod tests {
         let want = naive(&a, m, k, &b, n);
 
         let mut c = vec![f32::NAN; m * n];
-        matmul(&mut c, n, MatRef::rows(&a, m, k), MatRef::rows(&b, k, n), false);
+        matmul(
+            &mut c,
+            n,
+            MatRef::rows(&a, m, k),
+            MatRef::rows(&b, k, n),
+            false,
+        );
         for (x, y) in c.iter().zip(&want) {
             assert!((x - y).abs() < 1e-5);
         }
 
         // bᵀ stored row-major as n x k, read back through a transposed view.
         let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-        matmul(&mut c, n, MatRef::rows(&a, m, k), MatRef::transposed(&bt, n, k), true);
+        matmul(
+            &mut c,
+            n,
+            MatRef::rows(&a, m, k),
+            MatRef::transposed(&bt, n, k),
+            true,
+        );
         for (x, y) in c.iter().zip(&want) {
             assert!((x - 2.0 * y).abs() < 1e-5);
         }

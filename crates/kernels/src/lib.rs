@@ -15,9 +15,9 @@ pub mod norm;
 pub mod pool;
 
 use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,11 +53,26 @@ fn ours(device: &Device) -> bool {
 
 /// 2-D convolution without bias: `x [n, cin, h, w]`, `weight [cout, cin, kh, kw]`, one group,
 /// dilation 1, symmetric `padding` per side.
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: [usize; 2], padding: [usize; 2]) -> Tensor<4> {
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor<4> {
     if !ours(&x.device()) {
-        return burn_conv2d(x, weight, None, ConvOptions::new(stride, padding, [1, 1], 1));
+        return burn_conv2d(
+            x,
+            weight,
+            None,
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        );
     }
-    let out = <Dispatch as KernelOps>::ferrite_conv2d(x.into_dispatch(), weight.into_dispatch(), stride, padding);
+    let out = <Dispatch as KernelOps>::ferrite_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        stride,
+        padding,
+    );
     Tensor::from_dispatch(out)
 }
 
@@ -78,7 +93,12 @@ pub fn conv2d_affine(
     let device = x.device();
     if !ours(&device) || device.is_autodiff() {
         let [cout, ..] = weight.dims();
-        let mut y = burn_conv2d(x, weight, None, ConvOptions::new(stride, padding, [1, 1], 1));
+        let mut y = burn_conv2d(
+            x,
+            weight,
+            None,
+            ConvOptions::new(stride, padding, [1, 1], 1),
+        );
         if let Some(scale) = scale {
             y = y * scale.reshape([1, cout, 1, 1]);
         }
@@ -108,7 +128,13 @@ pub struct NormOutput {
 }
 
 /// Batch norm with the batch's statistics over `[n, c, h, w]`, followed by ReLU when `relu`.
-pub fn norm_train(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64, relu_after: bool) -> NormOutput {
+pub fn norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+    relu_after: bool,
+) -> NormOutput {
     if !ours(&x.device()) {
         let r = batch_norm_train(x, gamma, beta, epsilon);
         let output = if relu_after { relu(r.output) } else { r.output };
@@ -137,5 +163,7 @@ pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
     if !ours(&x.device()) {
         return max_pool2d(x, MaxPoolOptions::new([2, 2]));
     }
-    Tensor::from_dispatch(<Dispatch as KernelOps>::ferrite_max_pool2x2(x.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as KernelOps>::ferrite_max_pool2x2(
+        x.into_dispatch(),
+    ))
 }

@@ -50,7 +50,14 @@ pub struct Backward {
 }
 
 /// `y = (x − mean) / sqrt(var + eps) · gamma + beta`, then `max(y, 0)` when `relu`.
-pub fn forward(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, relu: bool) -> Forward {
+pub fn forward(
+    s: &NormShape,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    relu: bool,
+) -> Forward {
     check(s, x, gamma, beta);
     let (mean, variance): (Vec<f32>, Vec<f32>) = (0..s.channels)
         .into_par_iter()
@@ -74,7 +81,9 @@ pub fn forward(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, 
         .for_each(|(i, (y, x))| {
             let (a, b) = (scale[i % s.channels], shift[i % s.channels]);
             if relu {
-                y.iter_mut().zip(x).for_each(|(y, x)| *y = (x * a + b).max(0.0));
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(y, x)| *y = (x * a + b).max(0.0));
             } else {
                 y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
             }
@@ -103,7 +112,10 @@ pub fn backward(
     check(s, x, gamma, beta);
     assert_eq!(g.len(), s.len(), "batch norm backward: gradient size");
     let (scale, shift) = affine(mean, variance, gamma, beta, eps);
-    let inv_std: Vec<f32> = variance.iter().map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32).collect();
+    let inv_std: Vec<f32> = variance
+        .iter()
+        .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
+        .collect();
     // Per channel: Σ g' and Σ g'·x̂, where g' is g masked by the ReLU (zero where the output
     // was clamped) and x̂ the normalised input.
     let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = (0..s.channels)
@@ -148,11 +160,20 @@ pub fn backward(
 }
 
 /// Per channel, the output as `x · scale + shift`.
-fn affine(mean: &[f32], variance: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
+fn affine(
+    mean: &[f32],
+    variance: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>) {
     (0..mean.len())
         .map(|c| {
             let scale = gamma[c] as f64 / (variance[c] as f64 + eps).sqrt();
-            (scale as f32, (beta[c] as f64 - mean[c] as f64 * scale) as f32)
+            (
+                scale as f32,
+                (beta[c] as f64 - mean[c] as f64 * scale) as f32,
+            )
         })
         .unzip()
 }

@@ -64,9 +64,17 @@ pub fn forward(s: &PoolShape, x: &[f32]) -> Vec<f32> {
 
 /// The gradient of [`forward`]: each output gradient goes to its window's maximum.
 pub fn backward(s: &PoolShape, x: &[f32], g: &[f32]) -> Vec<f32> {
-    assert_eq!(x.len(), s.planes * s.h * s.w, "max pool backward: input size");
+    assert_eq!(
+        x.len(),
+        s.planes * s.h * s.w,
+        "max pool backward: input size"
+    );
     let (oh, ow) = (s.out_h(), s.out_w());
-    assert_eq!(g.len(), s.planes * oh * ow, "max pool backward: gradient size");
+    assert_eq!(
+        g.len(),
+        s.planes * oh * ow,
+        "max pool backward: gradient size"
+    );
     let mut dx = vec![0.0f32; x.len()];
     if oh * ow == 0 {
         return dx;
@@ -92,7 +100,11 @@ mod tests {
 
     #[test]
     fn odd_sides_drop_the_last_row_and_column() {
-        let s = PoolShape { planes: 1, h: 3, w: 5 };
+        let s = PoolShape {
+            planes: 1,
+            h: 3,
+            w: 5,
+        };
         #[rustfmt::skip]
         let x = [
             1.0, 5.0, 2.0, 2.0, 9.0,
@@ -111,9 +123,16 @@ mod tests {
 
     #[test]
     fn ties_send_the_gradient_to_the_first_maximum_only() {
-        let s = PoolShape { planes: 2, h: 2, w: 2 };
+        let s = PoolShape {
+            planes: 2,
+            h: 2,
+            w: 2,
+        };
         let x = [0.0, 0.0, 0.0, 0.0, -1.0, 3.0, 3.0, -2.0];
         assert_eq!(forward(&s, &x), vec![0.0, 3.0]);
-        assert_eq!(backward(&s, &x, &[1.0, 2.0]), vec![1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]);
+        assert_eq!(
+            backward(&s, &x, &[1.0, 2.0]),
+            vec![1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]
+        );
     }
 }

@@ -23,8 +23,15 @@ fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
 fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst <= tolerance * scale, "{what}: off by {worst} (scale {scale})");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= tolerance * scale,
+        "{what}: off by {worst} (scale {scale})"
+    );
 }
 
 /// Runs `f` on fresh leaf tensors that require gradients and returns the output's values and
@@ -63,9 +70,16 @@ fn conv2d_matches_burn_forward_and_gradients() {
         let out_side = (side + 2 * pad - k) / stride + 1;
         let r = random([n, cout, out_side, out_side]);
         let inputs = [x, w];
-        let ours = output_and_grads(&inputs, &r, |t| conv2d(t[0].clone(), t[1].clone(), [stride; 2], [pad; 2]));
+        let ours = output_and_grads(&inputs, &r, |t| {
+            conv2d(t[0].clone(), t[1].clone(), [stride; 2], [pad; 2])
+        });
         let burn = output_and_grads(&inputs, &r, |t| {
-            burn_conv2d(t[0].clone(), t[1].clone(), None, ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1))
+            burn_conv2d(
+                t[0].clone(),
+                t[1].clone(),
+                None,
+                ConvOptions::new([stride; 2], [pad; 2], [1, 1], 1),
+            )
         });
         let case = format!("conv {n}x{cin}x{side} -> {cout}, k{k} s{stride} p{pad}");
         assert_close(&format!("{case} output"), &ours.0, &burn.0, 1e-5);
@@ -83,7 +97,9 @@ fn norm_train_matches_burn_forward_statistics_and_gradients() {
             let gamma = random([c]) + 1.0;
             let beta = random([c]);
             let r = random([n, c, side, side]);
-            let ours = |t: &[Tensor<4>; 1], g: &Tensor<1>, b: &Tensor<1>| norm_train(t[0].clone(), g.clone(), b.clone(), 1e-5, with_relu);
+            let ours = |t: &[Tensor<4>; 1], g: &Tensor<1>, b: &Tensor<1>| {
+                norm_train(t[0].clone(), g.clone(), b.clone(), 1e-5, with_relu)
+            };
             let theirs = |t: &[Tensor<4>; 1], g: &Tensor<1>, b: &Tensor<1>| {
                 let r = batch_norm_train(t[0].clone(), g.clone(), b.clone(), 1e-5);
                 let out = if with_relu { relu(r.output) } else { r.output };
@@ -99,10 +115,20 @@ fn norm_train_matches_burn_forward_statistics_and_gradients() {
 
             // ... the parameter gradients ...
             let param_grads = |use_ours: bool| {
-                let (g, b) = (gamma.clone().detach().require_grad(), beta.clone().detach().require_grad());
-                let out = if use_ours { ours(&[x.clone()], &g, &b).output } else { theirs(&[x.clone()], &g, &b).0 };
+                let (g, b) = (
+                    gamma.clone().detach().require_grad(),
+                    beta.clone().detach().require_grad(),
+                );
+                let out = if use_ours {
+                    ours(&[x.clone()], &g, &b).output
+                } else {
+                    theirs(&[x.clone()], &g, &b).0
+                };
                 let grads = (out * r.clone()).sum().backward();
-                (values(&g.grad(&grads).unwrap()), values(&b.grad(&grads).unwrap()))
+                (
+                    values(&g.grad(&grads).unwrap()),
+                    values(&b.grad(&grads).unwrap()),
+                )
             };
             let (dg1, db1) = param_grads(true);
             let (dg2, db2) = param_grads(false);
@@ -113,7 +139,12 @@ fn norm_train_matches_burn_forward_statistics_and_gradients() {
             let a = ours(&[x.clone()], &gamma, &beta);
             let (_, m, v) = theirs(&[x.clone()], &gamma, &beta);
             assert_close(&format!("{case} mean"), &values(&a.mean), &values(&m), 1e-5);
-            assert_close(&format!("{case} variance"), &values(&a.variance), &values(&v), 1e-5);
+            assert_close(
+                &format!("{case} variance"),
+                &values(&a.variance),
+                &values(&v),
+                1e-5,
+            );
         }
     }
 }
@@ -146,7 +177,9 @@ fn max_pool_matches_burn_forward_and_gradient() {
         let x = random([n, c, h, w]);
         let r = random([n, c, h / 2, w / 2]);
         let ours = output_and_grads(&[x.clone()], &r, |t| max_pool2x2(t[0].clone()));
-        let burn = output_and_grads(&[x], &r, |t| max_pool2d(t[0].clone(), MaxPoolOptions::new([2, 2])));
+        let burn = output_and_grads(&[x], &r, |t| {
+            max_pool2d(t[0].clone(), MaxPoolOptions::new([2, 2]))
+        });
         assert_eq!(ours.0, burn.0, "max pool {n}x{c}x{h}x{w} output");
         assert_eq!(ours.1[0], burn.1[0], "max pool {n}x{c}x{h}x{w} dx");
     }

@@ -12,7 +12,10 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{ConvBnRelu, Residual, SeparableBn, conv, conv_act_forward, conv_bn_forward, max_pool, pool_forward};
+use crate::layers::{
+    ConvBnRelu, Residual, SeparableBn, conv, conv_act_forward, conv_bn_forward, max_pool,
+    pool_forward,
+};
 use crate::summary::Trace;
 
 /// Side of the square gray input every network takes.

@@ -42,7 +42,9 @@ pub fn max_pool(k: usize, stride: usize, pad: usize) -> MaxPool2d {
 /// the others (depthwise convs keep burn's kernel, which is already direct).
 fn kernel_padding(conv: &Conv2d) -> Option<[usize; 2]> {
     let padding = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => [top, left],
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            [top, left]
+        }
         PaddingConfig2d::Valid => [0, 0],
         _ => return None,
     };
@@ -67,9 +69,15 @@ pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// `conv.forward(x)` then ReLU when `relu_after`: one fused pass at inference.
 pub fn conv_act_forward(conv: &Conv2d, x: Tensor<4>, relu_after: bool) -> Tensor<4> {
     match (kernel_padding(conv), &conv.bias) {
-        (Some(padding), Some(bias)) if !x.device().is_autodiff() => {
-            conv2d_affine(x, conv.weight.val(), None, bias.val(), conv.stride, padding, relu_after)
-        }
+        (Some(padding), Some(bias)) if !x.device().is_autodiff() => conv2d_affine(
+            x,
+            conv.weight.val(),
+            None,
+            bias.val(),
+            conv.stride,
+            padding,
+            relu_after,
+        ),
         _ => {
             let y = conv_forward(conv, x);
             if relu_after { relu(y) } else { y }
@@ -83,14 +91,22 @@ pub fn conv_bn_forward(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu_after: 
     match kernel_padding(conv) {
         Some(padding) if !x.device().is_autodiff() => {
             let device = x.device();
-            let scale = bn.gamma.val()
-                / (bn.running_var.value().to_device(&device) + bn.epsilon).sqrt();
+            let scale =
+                bn.gamma.val() / (bn.running_var.value().to_device(&device) + bn.epsilon).sqrt();
             let mean = bn.running_mean.value().to_device(&device);
             let shift = match &conv.bias {
                 Some(b) => bn.beta.val() + (b.val() - mean) * scale.clone(),
                 None => bn.beta.val() - mean * scale.clone(),
             };
-            conv2d_affine(x, conv.weight.val(), Some(scale), shift, conv.stride, padding, relu_after)
+            conv2d_affine(
+                x,
+                conv.weight.val(),
+                Some(scale),
+                shift,
+                conv.stride,
+                padding,
+                relu_after,
+            )
         }
         _ => norm_forward(bn, conv_forward(conv, x), relu_after),
     }
@@ -98,8 +114,16 @@ pub fn conv_bn_forward(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>, relu_after: 
 
 /// `pool.forward(x)`, through ferrite's kernel for the 2x2/2 pools of `ferrite` and `vgg13`.
 pub fn pool_forward(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
-    let unpadded = matches!(pool.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
-    if pool.kernel_size == [2, 2] && pool.stride == [2, 2] && pool.dilation == [1, 1] && unpadded && !pool.ceil_mode {
+    let unpadded = matches!(
+        pool.padding,
+        PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+    );
+    if pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && unpadded
+        && !pool.ceil_mode
+    {
         max_pool2x2(x)
     } else {
         pool.forward(x)
@@ -246,7 +270,10 @@ mod tests {
                 let y = block.bn.forward(block.conv.forward(x.clone()));
                 let reference = if relu_after { relu(y) } else { y };
                 let diff = (folded - reference).abs().max().into_scalar::<f32>();
-                assert!(diff < 1e-4, "bias {with_bias}, relu {relu_after}: off by {diff}");
+                assert!(
+                    diff < 1e-4,
+                    "bias {with_bias}, relu {relu_after}: off by {diff}"
+                );
             }
         }
     }

@@ -19,10 +19,16 @@ fn train_two_steps(arch: ArchKind, burn_ops: bool) -> Run {
     let device = Device::flex().autodiff();
     device.seed(11);
     // No dropout: its masks are random draws, which would make the comparison about the RNG.
-    let config = ArchConfig { dropout: 0.0, ..ArchConfig::new(arch, 7) };
+    let config = ArchConfig {
+        dropout: 0.0,
+        ..ArchConfig::new(arch, 7)
+    };
     let mut net = config.init(&device);
     let x = Tensor::<4>::random([16, 1, 48, 48], Distribution::Normal(0.0, 1.0), &device);
-    let y = Tensor::<1, Int>::from_data(TensorData::new((0..16i64).map(|i| i % 7).collect::<Vec<_>>(), [16]), &device);
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new((0..16i64).map(|i| i % 7).collect::<Vec<_>>(), [16]),
+        &device,
+    );
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut optim = SgdConfig::new().init();
     let mut losses = Vec::new();
@@ -33,7 +39,12 @@ fn train_two_steps(arch: ArchKind, burn_ops: bool) -> Run {
         losses.push(loss.clone().into_scalar::<f32>());
         let grads = loss.backward();
         if step == 0 {
-            input_grad = x.grad(&grads).unwrap().to_data().try_to_vec::<f32>().unwrap();
+            input_grad = x
+                .grad(&grads)
+                .unwrap()
+                .to_data()
+                .try_to_vec::<f32>()
+                .unwrap();
         }
         let grads = GradientsParams::from_grads(grads, &net);
         net = optim.step(0.05, net, grads);
@@ -45,14 +56,25 @@ fn train_two_steps(arch: ArchKind, burn_ops: bool) -> Run {
         .to_data()
         .try_to_vec::<f32>()
         .unwrap();
-    Run { losses, input_grad, eval_logits }
+    Run {
+        losses,
+        input_grad,
+        eval_logits,
+    }
 }
 
 fn assert_close(what: &str, a: &[f32], b: &[f32], tolerance: f32) {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let worst = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst <= tolerance * scale, "{what}: differs by {worst} (scale {scale})");
+    let worst = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= tolerance * scale,
+        "{what}: differs by {worst} (scale {scale})"
+    );
 }
 
 #[test]
@@ -63,10 +85,20 @@ fn networks_train_the_same_with_ferrite_kernels_and_burn_ops() {
         for (a, b) in ours.losses.iter().zip(&burn.losses) {
             assert!((a - b).abs() <= 1e-4 * b.abs(), "{arch}: loss {a} vs {b}");
         }
-        assert_close(&format!("{arch}: logits after two steps"), &ours.eval_logits, &burn.eval_logits, 1e-3);
+        assert_close(
+            &format!("{arch}: logits after two steps"),
+            &ours.eval_logits,
+            &burn.eval_logits,
+            1e-3,
+        );
         // VGG13 has no batch norm: at initialisation its input gradient is ~1e-6, the sum of
         // much larger terms that cancel, so summation order alone moves it by a few percent.
         let tolerance = if arch == ArchKind::Vgg13 { 5e-2 } else { 1e-3 };
-        assert_close(&format!("{arch}: input gradient"), &ours.input_grad, &burn.input_grad, tolerance);
+        assert_close(
+            &format!("{arch}: input gradient"),
+            &ours.input_grad,
+            &burn.input_grad,
+            tolerance,
+        );
     }
 }

@@ -114,7 +114,8 @@ async fn record(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Re
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
     let start = Instant::now();
     let response = next.run(req).await;
-    st.metrics.observe(&route, response.status().as_u16(), start.elapsed());
+    st.metrics
+        .observe(&route, response.status().as_u16(), start.elapsed());
     response
 }
 
@@ -144,16 +145,27 @@ struct PredictQuery {
     no_detect: bool,
 }
 
-async fn predict(State(st): State<Arc<AppState>>, Query(q): Query<PredictQuery>, req: Request) -> Response {
+async fn predict(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<PredictQuery>,
+    req: Request,
+) -> Response {
     // Refuse at once when full, before reading the body: memory stays bounded under load.
     let Ok(permit) = st.permits.clone().try_acquire_owned() else {
-        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "busy: too many predictions at once, retry shortly");
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: too many predictions at once, retry shortly",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return r;
     };
     let min_face = q.min_face.unwrap_or(DetectOptions::default().min_face);
     if !q.no_detect && min_face < MIN_FACE_FLOOR {
-        return error(StatusCode::BAD_REQUEST, format!("min_face must be at least {MIN_FACE_FLOOR}"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("min_face must be at least {MIN_FACE_FLOOR}"),
+        );
     }
     let bytes = match image_bytes(req, &st).await {
         Ok(b) => b,
@@ -209,15 +221,34 @@ async fn image_bytes(req: Request, st: &Arc<AppState>) -> Result<Bytes, Response
         match form.next_field().await {
             Ok(Some(field)) if field.name() == Some("image") => {
                 return field.bytes().await.map_err(|e| {
-                    let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
-                    error(status, format!("malformed multipart body: {}", e.body_text()))
+                    let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        e.status()
+                    } else {
+                        StatusCode::BAD_REQUEST
+                    };
+                    error(
+                        status,
+                        format!("malformed multipart body: {}", e.body_text()),
+                    )
                 });
             }
             Ok(Some(_)) => continue,
-            Ok(None) => return Err(error(StatusCode::BAD_REQUEST, "multipart body has no field named `image`")),
+            Ok(None) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "multipart body has no field named `image`",
+                ));
+            }
             Err(e) => {
-                let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
-                return Err(error(status, format!("malformed multipart body: {}", e.body_text())));
+                let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    e.status()
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return Err(error(
+                    status,
+                    format!("malformed multipart body: {}", e.body_text()),
+                ));
             }
         }
     }
@@ -229,10 +260,18 @@ fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, (StatusCode, St
     let format = image::guess_format(bytes)
         .ok()
         .filter(|f| f.reading_enabled())
-        .ok_or((StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("not an image format ferrite reads: send {FORMATS}")))?;
+        .ok_or((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("not an image format ferrite reads: send {FORMATS}"),
+        ))?;
     let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
-        .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, format!("cannot read the image header: {e}")))?;
+        .map_err(|e| {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("cannot read the image header: {e}"),
+            )
+        })?;
     let pixels = w as u64 * h as u64;
     if pixels > max_pixels {
         return Err((
@@ -244,11 +283,17 @@ fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, (StatusCode, St
     let mut limits = Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(16)); // RGBA f32 at worst
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, format!("cannot decode the image: {e}")))?;
+    let img = reader.decode().map_err(|e| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("cannot decode the image: {e}"),
+        )
+    })?;
     if img.width() == 0 || img.height() == 0 {
-        return Err((StatusCode::UNPROCESSABLE_ENTITY, "the image is empty".into()));
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the image is empty".into(),
+        ));
     }
     Ok(img)
 }
@@ -259,7 +304,9 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -46,25 +48,56 @@ impl Metrics {
     /// Requests counted so far with `status` on `route`.
     pub fn count(&self, route: &str, status: u16) -> u64 {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        requests.get(&(route.to_string(), status)).copied().unwrap_or(0)
+        requests
+            .get(&(route.to_string(), status))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# HELP ferrite_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE ferrite_requests_total counter\n");
-        for ((route, status), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "ferrite_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        for ((route, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "ferrite_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
         }
         out.push_str("# HELP ferrite_request_seconds HTTP request latency by route.\n");
         out.push_str("# TYPE ferrite_request_seconds histogram\n");
-        for (route, h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (route, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             for (c, bound) in h.counts.iter().zip(BUCKETS) {
-                let _ = writeln!(out, "ferrite_request_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {c}");
+                let _ = writeln!(
+                    out,
+                    "ferrite_request_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {c}"
+                );
             }
-            let _ = writeln!(out, "ferrite_request_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "ferrite_request_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "ferrite_request_seconds_count{{route=\"{route}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "ferrite_request_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "ferrite_request_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "ferrite_request_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
         }
         out
     }

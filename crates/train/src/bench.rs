@@ -119,7 +119,12 @@ pub fn bench(
         infer_gflops: infer_ips * macs as f64 * 2.0 / 1e9,
         peak_rss_mib: peak_rss_mib(),
         threads: rayon::current_num_threads(),
-        kernels: if ferrite_model::kernels::burn_ops() { "burn" } else { "ferrite" }.into(),
+        kernels: if ferrite_model::kernels::burn_ops() {
+            "burn"
+        } else {
+            "ferrite"
+        }
+        .into(),
     }
 }
 

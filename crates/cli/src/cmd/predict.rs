@@ -74,21 +74,31 @@ pub struct PredictArgs {
 /// Images decoded and predicted together (bounds memory on large folders).
 const GROUP: usize = 32;
 
-const IMAGE_EXTENSIONS: [&str; 11] = ["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "pnm", "pgm", "ppm"];
+const IMAGE_EXTENSIONS: [&str; 11] = [
+    "png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp", "pnm", "pgm", "ppm",
+];
 
 pub fn run(args: PredictArgs) -> Result<i32> {
     if let Some(t) = args.threads {
         ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
     }
     if !args.no_detect && args.min_face < MIN_FACE_FLOOR {
-        anyhow::bail!("--min-face must be at least {MIN_FACE_FLOOR} (the detector's smallest window)");
+        anyhow::bail!(
+            "--min-face must be at least {MIN_FACE_FLOOR} (the detector's smallest window)"
+        );
     }
     if !(0.0..=2.0).contains(&args.margin) {
         anyhow::bail!("--margin must be between 0 and 2");
     }
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let predictor = Predictor::load(args.model.as_deref(), device)
-        .with_context(|| format!("cannot load model {}", args.model.as_deref().map_or("(built-in)".into(), |p| p.display().to_string())))?;
+    let predictor = Predictor::load(args.model.as_deref(), device).with_context(|| {
+        format!(
+            "cannot load model {}",
+            args.model
+                .as_deref()
+                .map_or("(built-in)".into(), |p| p.display().to_string())
+        )
+    })?;
     let classes = predictor.meta.classes.clone();
     let options = FaceOptions {
         detect: (!args.no_detect).then_some(DetectOptions {
@@ -106,7 +116,8 @@ pub fn run(args: PredictArgs) -> Result<i32> {
     let mut json_images = Vec::new();
     let mut annotated_names = HashSet::new();
     if args.csv {
-        let mut header = vec!["path", "face", "x", "y", "width", "height", "score", "top"].join(",");
+        let mut header =
+            vec!["path", "face", "x", "y", "width", "height", "score", "top"].join(",");
         for c in &classes {
             header.push(',');
             header.push_str(&csv_field(c));
@@ -125,7 +136,8 @@ pub fn run(args: PredictArgs) -> Result<i32> {
                         failed += 1;
                         eprintln!("error: {}: {e:#}", display(path));
                         if args.json {
-                            json_images.push(json!({"path": display(path), "error": format!("{e:#}")}));
+                            json_images
+                                .push(json!({"path": display(path), "error": format!("{e:#}")}));
                         }
                     }
                 },
@@ -136,7 +148,8 @@ pub fn run(args: PredictArgs) -> Result<i32> {
             }
         }
         let images: Vec<DynamicImage> = decoded.iter().map(|(_, img)| img.clone()).collect();
-        let predictions = predict_images(&images, &options, &predictor).map_err(anyhow::Error::msg)?;
+        let predictions =
+            predict_images(&images, &options, &predictor).map_err(anyhow::Error::msg)?;
         for ((path, img), pred) in decoded.iter().zip(&predictions) {
             n_images += 1;
             n_faces += pred.faces.len();
@@ -174,7 +187,11 @@ pub fn run(args: PredictArgs) -> Result<i32> {
             predictor.source,
             predictor.meta.arch.arch,
             predictor.meta.dataset,
-            if failed > 0 { format!("; {failed} file(s) failed") } else { String::new() }
+            if failed > 0 {
+                format!("; {failed} file(s) failed")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(if failed > 0 { 1 } else { 0 })
@@ -191,13 +208,18 @@ fn list_inputs(paths: &[PathBuf]) -> Vec<std::result::Result<PathBuf, String>> {
         let mut found: Vec<PathBuf> = Vec::new();
         for entry in walkdir::WalkDir::new(p).sort_by_file_name() {
             match entry {
-                Ok(e) if e.file_type().is_file() && is_image_name(e.path()) => found.push(e.into_path()),
+                Ok(e) if e.file_type().is_file() && is_image_name(e.path()) => {
+                    found.push(e.into_path())
+                }
                 Ok(_) => {}
                 Err(e) => out.push(Err(format!("{}: {e}", p.display()))),
             }
         }
         if found.is_empty() {
-            out.push(Err(format!("{}: no image files in this folder", p.display())));
+            out.push(Err(format!(
+                "{}: no image files in this folder",
+                p.display()
+            )));
         }
         out.extend(found.into_iter().map(Ok));
     }
@@ -211,14 +233,20 @@ fn is_image_name(p: &Path) -> bool {
 }
 
 fn display(p: &Path) -> String {
-    if p.as_os_str() == "-" { "-".into() } else { p.display().to_string() }
+    if p.as_os_str() == "-" {
+        "-".into()
+    } else {
+        p.display().to_string()
+    }
 }
 
 /// Decodes a file (by its content, whatever its extension) or standard input.
 fn read_image(path: &Path) -> Result<DynamicImage> {
     let bytes = if path.as_os_str() == "-" {
         let mut b = Vec::new();
-        std::io::stdin().read_to_end(&mut b).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("cannot read standard input")?;
         b
     } else {
         std::fs::read(path).context("cannot read the file")?
@@ -233,9 +261,19 @@ fn read_image(path: &Path) -> Result<DynamicImage> {
         .context("not an image ferrite can decode (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)")
 }
 
-fn print_table(path: &str, pred: &ImagePrediction, classes: &[String], top: usize, no_detect: bool) {
+fn print_table(
+    path: &str,
+    pred: &ImagePrediction,
+    classes: &[String],
+    top: usize,
+    no_detect: bool,
+) {
     let n = pred.faces.len();
-    let what = if no_detect { String::new() } else { format!(": {n} face{}", if n == 1 { "" } else { "s" }) };
+    let what = if no_detect {
+        String::new()
+    } else {
+        format!(": {n} face{}", if n == 1 { "" } else { "s" })
+    };
     println!("{path} ({}x{}){what}", pred.width, pred.height);
     if n == 0 {
         println!();
@@ -261,7 +299,11 @@ fn print_table(path: &str, pred: &ImagePrediction, classes: &[String], top: usiz
             row.push(format!("{}, {}, {}, {}", b.x, b.y, b.width, b.height));
             row.push(format!("{:.1}", b.score));
         }
-        row.extend([classes[f.top].clone(), format!("{:.2}", f.probabilities[f.top]), next.join(", ")]);
+        row.extend([
+            classes[f.top].clone(),
+            format!("{:.2}", f.probabilities[f.top]),
+            next.join(", "),
+        ]);
         t.add_row(row);
     }
     align_numbers(&mut t);
@@ -274,10 +316,27 @@ fn print_csv(path: &str, pred: &ImagePrediction) {
     }
     for (i, f) in pred.faces.iter().enumerate() {
         let (x, y, w, h, s) = match f.bbox {
-            Some(b) => (b.x.to_string(), b.y.to_string(), b.width.to_string(), b.height.to_string(), format!("{:.3}", b.score)),
-            None => (String::new(), String::new(), String::new(), String::new(), String::new()),
+            Some(b) => (
+                b.x.to_string(),
+                b.y.to_string(),
+                b.width.to_string(),
+                b.height.to_string(),
+                format!("{:.3}", b.score),
+            ),
+            None => (
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
         };
-        let mut row = format!("{},{},{x},{y},{w},{h},{s},{}", csv_field(path), i + 1, f.top);
+        let mut row = format!(
+            "{},{},{x},{y},{w},{h},{s},{}",
+            csv_field(path),
+            i + 1,
+            f.top
+        );
         for p in &f.probabilities {
             row.push_str(&format!(",{p:.5}"));
         }
@@ -286,7 +345,11 @@ fn print_csv(path: &str, pred: &ImagePrediction) {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn image_json(path: &str, pred: &ImagePrediction, classes: &[String]) -> Value {
@@ -300,7 +363,9 @@ fn annotated_name(path: &str, used: &mut HashSet<String>) -> String {
     let stem = if path == "-" {
         "stdin".to_string()
     } else {
-        Path::new(path).file_stem().map_or("image".into(), |s| s.to_string_lossy().into_owned())
+        Path::new(path)
+            .file_stem()
+            .map_or("image".into(), |s| s.to_string_lossy().into_owned())
     };
     let mut name = format!("{stem}.png");
     let mut k = 2;

@@ -53,12 +53,21 @@ pub fn run(args: ServeArgs) -> Result<i32> {
     if let Some(t) = args.threads {
         ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
     }
-    if !(args.max_body_mb > 0.0 && args.max_megapixels > 0.0 && args.timeout > 0.0 && args.queue > 0) {
+    if !(args.max_body_mb > 0.0
+        && args.max_megapixels > 0.0
+        && args.timeout > 0.0
+        && args.queue > 0)
+    {
         anyhow::bail!("--max-body-mb, --max-megapixels, --timeout and --queue must be positive");
     }
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
     let predictor = Predictor::load(args.model.as_deref(), device).with_context(|| {
-        format!("cannot load model {}", args.model.as_deref().map_or("(built-in)".into(), |p| p.display().to_string()))
+        format!(
+            "cannot load model {}",
+            args.model
+                .as_deref()
+                .map_or("(built-in)".into(), |p| p.display().to_string())
+        )
     })?;
     let config = ServeConfig {
         max_body_bytes: (args.max_body_mb * 1024.0 * 1024.0) as usize,
