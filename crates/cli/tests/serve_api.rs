@@ -2,120 +2,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-
 use common::group_photo;
-
-/// A running `ferrite serve` on a free port, stopped (SIGTERM) when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrite"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start ferrite serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "ferrite serving on http://127.0.0.1:PORT/ (Ctrl-C to stop)"
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .expect(&line)
-            .to_string();
-        Server { child, addr }
-    }
-
-    /// One HTTP/1.1 request; returns (status, headers, body).
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> (u16, String, Vec<u8>) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        if let Some(ct) = content_type {
-            head.push_str(&format!("Content-Type: {ct}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        // The server may answer (413) before reading all of a large body.
-        let _ = s.write_all(body);
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("an HTTP response");
-        let headers = String::from_utf8_lossy(&raw[..split]).to_string();
-        let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
-        let mut body = raw[split + 4..].to_vec();
-        if headers
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = dechunk(&body);
-        }
-        (status, headers, body)
-    }
-
-    fn json(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) -> (u16, serde_json::Value) {
-        let (status, _, body) = self.request(method, path, content_type, body);
-        (
-            status,
-            serde_json::from_slice(&body)
-                .unwrap_or_else(|_| panic!("JSON body: {}", String::from_utf8_lossy(&body))),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM: the graceful shutdown path.
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(end) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&b[..end]).unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[end + 2..end + 2 + size]);
-        b = &b[end + 4 + size..];
-    }
-    out
-}
+use common::server::Server;
 
 /// A PNG whose header claims 100000 x 100000 pixels (a decompression bomb's calling card),
 /// with valid CRCs and no pixel data.
@@ -260,4 +148,60 @@ fn each_bad_request_gets_its_status_and_a_json_error() {
             "{code}: {metrics}"
         );
     }
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_recovers() {
+    let Some(photo) = group_photo() else { return };
+    let bytes = std::sync::Arc::new(std::fs::read(photo).unwrap());
+    let server = std::sync::Arc::new(Server::start(&["--queue", "1"]));
+    // Eight clients at once against one slot: some must be turned away, none may fail otherwise.
+    let answers: Vec<(u16, String, Vec<u8>)> = (0..8)
+        .map(|_| {
+            let (server, bytes) = (server.clone(), bytes.clone());
+            std::thread::spawn(move || {
+                server.request("POST", "/v1/predict", Some("image/png"), &bytes)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    let busy: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    assert_eq!(
+        ok + busy.len(),
+        8,
+        "only 200 or 503: {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    assert!(
+        ok >= 1 && !busy.is_empty(),
+        "{ok} answered, {} turned away",
+        busy.len()
+    );
+    for (_, headers, body) in busy {
+        assert!(
+            headers.to_ascii_lowercase().contains("retry-after:"),
+            "{headers}"
+        );
+        let e: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert!(e["error"].as_str().unwrap().contains("busy"), "{e}");
+    }
+    // Once the burst is over, the slot is free again.
+    let (status, _) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_prediction_over_the_timeout_gets_504() {
+    let Some(photo) = group_photo() else { return };
+    let bytes = std::fs::read(photo).unwrap();
+    // 29 faces take far longer than a millisecond.
+    let server = Server::start(&["--timeout", "0.001"]);
+    let (status, e) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
+    assert_eq!(status, 504, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("too long"), "{e}");
+    let (status, _, _) = server.request("GET", "/healthz", None, b"");
+    assert_eq!(status, 200, "still up");
 }

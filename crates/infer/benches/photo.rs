@@ -4,24 +4,14 @@
 //! group photo in the `rustface` crate, then prints p50/p95 milliseconds of each stage on one
 //! core, and photos per second for a folder of such photos on all cores.
 
-use std::path::PathBuf;
+mod fixtures;
+
 use std::time::Instant;
 
 use burn::tensor::Device;
 use ferrite_infer::predict::{FaceOptions, Predictor, face_plane, predict_images};
 use ferrite_infer::{DetectOptions, FaceDetector};
-use image::{DynamicImage, ImageFormat, imageops};
-
-fn group_photo() -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-    std::fs::read_dir(home.join("registry/src"))
-        .ok()?
-        .flatten()
-        .map(|d| d.path().join("rustface-0.1.7/test.png"))
-        .find(|p| p.is_file())
-}
+use image::DynamicImage;
 
 fn percentile(times: &mut [f64], p: f64) -> f64 {
     times.sort_by(f64::total_cmp);
@@ -29,29 +19,10 @@ fn percentile(times: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let Some(path) = group_photo() else {
+    let Some(jpeg) = fixtures::portrait_jpeg() else {
         println!("SKIPPED: rustface-0.1.7/test.png not found in cargo's registry");
         return;
     };
-    // One face of the group photo with its surroundings (1.8x the box), enlarged to about
-    // 200 pixels and set on a plain 640x480 background: a portrait-like frame with one face.
-    let group = image::open(&path).unwrap();
-    let face = FaceDetector::new(DetectOptions::default())
-        .unwrap()
-        .detect(&group.to_luma8())[0];
-    let side = face.width * 9 / 5;
-    let (x, y) = (
-        (face.x + face.width / 2) - side / 2,
-        (face.y + face.height / 2) - side / 2,
-    );
-    let patch = imageops::crop_imm(&group.to_rgb8(), x, y, side, side).to_image();
-    let patch = imageops::resize(&patch, 360, 360, imageops::FilterType::Triangle);
-    let mut photo = image::RgbImage::from_pixel(640, 480, image::Rgb([96, 104, 112]));
-    imageops::overlay(&mut photo, &patch, 140, 60);
-    let mut jpeg = Vec::new();
-    DynamicImage::ImageRgb8(photo)
-        .write_to(&mut std::io::Cursor::new(&mut jpeg), ImageFormat::Jpeg)
-        .unwrap();
 
     let predictor = Predictor::load(None, Device::flex()).unwrap();
     let one_core = rayon::ThreadPoolBuilder::new()

@@ -99,17 +99,25 @@ impl Default for FaceOptions {
     }
 }
 
-/// Predicts every face of every image: detection runs on all cores (one detector per
-/// thread), classification in batches of faces pooled across images.
-pub fn predict_images(
+/// The faces found in one image, ready to classify.
+pub struct FoundFaces {
+    width: u32,
+    height: u32,
+    /// Detector boxes; one `None` when the whole image is the face.
+    boxes: Vec<Option<FaceBox>>,
+    planes: Vec<[u8; PIXELS]>,
+}
+
+/// Finds and frames the faces of every image, on all cores (one detector per thread). Needs
+/// no model: a server can run it for many requests at once and share one model after it.
+pub fn find_faces(
     images: &[DynamicImage],
     options: &FaceOptions,
-    predictor: &Predictor,
-) -> Result<Vec<ImagePrediction>, String> {
+) -> Result<Vec<FoundFaces>, String> {
     if let Some(d) = options.detect {
         FaceDetector::new(d)?; // check the options once, before the threads start
     }
-    let found: Vec<(Vec<Option<FaceBox>>, Vec<[u8; PIXELS]>)> = images
+    Ok(images
         .par_iter()
         .map_init(
             || {
@@ -117,29 +125,44 @@ pub fn predict_images(
                     .detect
                     .map(|d| FaceDetector::new(d).expect("options checked above"))
             },
-            |detector, img| match detector {
-                None => (vec![None], vec![to_face_plane(img)]),
-                Some(detector) => {
-                    let gray = img.to_luma8();
-                    let boxes = detector.detect(&gray);
-                    let planes = boxes
-                        .iter()
-                        .map(|b| face_plane(&gray, b, options.margin))
-                        .collect();
-                    (boxes.into_iter().map(Some).collect(), planes)
+            |detector, img| {
+                let (boxes, planes) = match detector {
+                    None => (vec![None], vec![to_face_plane(img)]),
+                    Some(detector) => {
+                        let gray = img.to_luma8();
+                        let boxes = detector.detect(&gray);
+                        let planes = boxes
+                            .iter()
+                            .map(|b| face_plane(&gray, b, options.margin))
+                            .collect();
+                        (boxes.into_iter().map(Some).collect(), planes)
+                    }
+                };
+                FoundFaces {
+                    width: img.width(),
+                    height: img.height(),
+                    boxes,
+                    planes,
                 }
             },
         )
-        .collect();
-    let planes: Vec<[u8; PIXELS]> = found.iter().flat_map(|(_, p)| p.iter().copied()).collect();
-    let mut probabilities = predictor.classify(&planes).into_iter();
-    Ok(images
+        .collect())
+}
+
+/// Classifies found faces, in batches pooled across images.
+pub fn classify_faces(found: Vec<FoundFaces>, predictor: &Predictor) -> Vec<ImagePrediction> {
+    let planes: Vec<[u8; PIXELS]> = found
         .iter()
-        .zip(found)
-        .map(|(img, (boxes, _))| ImagePrediction {
-            width: img.width(),
-            height: img.height(),
-            faces: boxes
+        .flat_map(|f| f.planes.iter().copied())
+        .collect();
+    let mut probabilities = predictor.classify(&planes).into_iter();
+    found
+        .into_iter()
+        .map(|f| ImagePrediction {
+            width: f.width,
+            height: f.height,
+            faces: f
+                .boxes
                 .into_iter()
                 .map(|bbox| {
                     let p = probabilities.next().expect("one prediction per face");
@@ -151,7 +174,16 @@ pub fn predict_images(
                 })
                 .collect(),
         })
-        .collect())
+        .collect()
+}
+
+/// Predicts every face of every image: [`find_faces`], then [`classify_faces`].
+pub fn predict_images(
+    images: &[DynamicImage],
+    options: &FaceOptions,
+    predictor: &Predictor,
+) -> Result<Vec<ImagePrediction>, String> {
+    Ok(classify_faces(find_faces(images, options)?, predictor))
 }
 
 /// The 48x48 plane of a detected face: the box grown by `margin` on each side, squared

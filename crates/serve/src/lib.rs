@@ -22,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
-use ferrite_infer::predict::{FaceOptions, Predictor, predict_images};
+use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
 use image::{DynamicImage, ImageReader, Limits};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -185,8 +185,12 @@ async fn predict(
     let predictor = st.predictor.clone();
     let work = tokio::task::spawn_blocking(move || {
         let _permit = permit; // the slot stays taken until the work is done, even after a timeout
+        // Detection (most of the time) runs for many requests at once; only the network,
+        // which is not shareable between threads, is taken in turn.
+        let found = find_faces(std::slice::from_ref(&image), &options)?;
+        drop(image);
         let predictor = predictor.lock().unwrap_or_else(|e| e.into_inner());
-        predict_images(std::slice::from_ref(&image), &options, &predictor)
+        Ok::<_, String>(classify_faces(found, &predictor))
     });
     match tokio::time::timeout(st.config.timeout, work).await {
         Err(_) => error(StatusCode::GATEWAY_TIMEOUT, "the prediction took too long"),
