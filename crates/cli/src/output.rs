@@ -29,3 +29,17 @@ pub fn align_numbers(table: &mut Table) {
         column.set_cell_alignment(CellAlignment::Right);
     }
 }
+
+/// A confusion matrix as a table: a row per true class, a column per prediction.
+pub fn confusion_table(classes: &[String], counts: &[Vec<u64>]) -> Table {
+    let mut header = vec!["true \\ predicted".to_string()];
+    header.extend(classes.iter().cloned());
+    let mut m = table(header);
+    for (c, row) in classes.iter().zip(counts) {
+        let mut cells = vec![c.clone()];
+        cells.extend(row.iter().map(|n| n.to_string()));
+        m.add_row(cells);
+    }
+    align_numbers(&mut m);
+    m
+}

@@ -154,6 +154,23 @@ impl Dataset {
         self.splits.iter().map(|s| s.samples.len()).sum()
     }
 
+    /// Every sample of every split in one set (for cross-validation), split by split. Soft
+    /// targets are kept when every split has them.
+    pub fn pooled(&self) -> Samples {
+        let soft = self.splits.iter().all(|s| s.samples.has_soft_targets());
+        let mut out = Samples::default();
+        for split in &self.splits {
+            let s = &split.samples;
+            for i in 0..s.len() {
+                match s.soft_target(i, self.classes.len()).filter(|_| soft) {
+                    Some(t) => out.push_soft(s.image(i), s.label(i), s.origin(i).clone(), t),
+                    None => out.push(s.image(i), s.label(i), s.origin(i).clone()),
+                }
+            }
+        }
+        out
+    }
+
     /// Names of the splits, for error messages.
     pub fn split_names(&self) -> String {
         self.splits

@@ -15,6 +15,7 @@ pub mod face;
 pub mod fer2013;
 pub mod ferplus;
 pub mod folder;
+pub mod folds;
 mod input;
 pub mod loader;
 pub mod problem;

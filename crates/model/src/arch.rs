@@ -18,6 +18,8 @@ use crate::layers::{
 };
 use crate::summary::Trace;
 
+mod transfer;
+
 /// Side of the square gray input every network takes.
 pub const INPUT_SIDE: usize = ferrite_data::face::SIDE;
 

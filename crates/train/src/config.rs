@@ -47,6 +47,15 @@ pub struct TrainConfig {
     /// Train on the first N training images only (quick experiments).
     pub limit: Option<usize>,
     pub device: String,
+    /// Stages of the network held fixed (fine-tuning).
+    #[serde(default)]
+    pub freeze: usize,
+    /// Stop when validation accuracy has not improved for this many epochs.
+    #[serde(default)]
+    pub early_stop: Option<usize>,
+    /// The model a fine-tuning run started from (a file, or "built-in"); `None`: scratch.
+    #[serde(default)]
+    pub from: Option<String>,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +78,9 @@ impl Default for TrainConfig {
             seed: 0,
             limit: None,
             device: "cpu".into(),
+            freeze: 0,
+            early_stop: None,
+            from: None,
         }
     }
 }

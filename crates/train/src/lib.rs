@@ -8,7 +8,8 @@ pub mod metrics;
 pub mod plot;
 pub mod schedule;
 pub mod score;
+pub mod study;
 pub mod trainer;
 
 pub use config::TrainConfig;
-pub use trainer::{Outcome, TrainData, train};
+pub use trainer::{Log, Outcome, Start, TrainData, train};

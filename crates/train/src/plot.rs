@@ -192,3 +192,77 @@ pub fn confusion(
     }
     save_rgb(buffer, w, h, path)
 }
+
+/// One line of a learning curve: per training-set size (images per class), the mean test
+/// accuracy and its standard deviation over repeats.
+pub struct CurveLine {
+    pub label: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// Test accuracy against images per class (log scale), a line per method, with ± one
+/// standard deviation as vertical bars.
+pub fn learning_curve(lines: &[CurveLine], title: &str, path: &Path) -> Result<(), String> {
+    register_font();
+    let (w, h) = (800u32, 520u32);
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    let x_max = all().map(|p| p.0).fold(1.0, f64::max) * 1.3;
+    let x_min = all().map(|p| p.0).fold(x_max, f64::min).max(1.0) / 1.3;
+    let y_min = all().map(|p| p.1 - p.2).fold(1.0, f64::min).max(0.0);
+    let y_max = all().map(|p| p.1 + p.2).fold(0.0, f64::max).min(1.0);
+    let pad = ((y_max - y_min) * 0.08).max(0.01);
+    let mut buffer = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 20))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                (x_min..x_max).log_scale(),
+                (y_min - pad).max(0.0)..(y_max + pad).min(1.0),
+            )
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("training images per class")
+            .y_desc("test accuracy")
+            .light_line_style(WHITE)
+            .label_style((FONT, 13))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{:.0} %", y * 100.0))
+            .draw()
+            .map_err(err)?;
+        let colors = [BLUE, RED, RGBColor(0, 150, 60), RGBColor(200, 120, 0)];
+        for (line, &color) in lines.iter().zip(colors.iter().cycle()) {
+            let means: Vec<(f64, f64)> = line.points.iter().map(|p| (p.0, p.1)).collect();
+            chart
+                .draw_series(LineSeries::new(means.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(line.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(means.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(err)?;
+            chart
+                .draw_series(line.points.iter().map(|&(x, m, s)| {
+                    PathElement::new(vec![(x, m - s), (x, m + s)], color.stroke_width(1))
+                }))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    save_rgb(buffer, w, h, path)
+}

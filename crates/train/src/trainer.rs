@@ -27,6 +27,7 @@ use crate::metrics::Confusion;
 use crate::schedule::Schedule;
 
 /// What a run trains and selects on.
+#[derive(Clone)]
 pub struct TrainData {
     pub dataset: String,
     pub classes: Vec<String>,
@@ -50,6 +51,25 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
+/// Where a run's network comes from.
+pub enum Start {
+    /// A new network of the configured architecture.
+    Scratch,
+    /// A trained network (fine-tuning), built as the given architecture.
+    From(ArchConfig, Network),
+    /// The run in the output folder, from its last checkpoint.
+    Resume,
+}
+
+/// What a run prints to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// A progress bar on a terminal, ten lines per epoch otherwise, and a line per epoch.
+    Batches,
+    /// A line per epoch (runs inside `cv` and `curve`).
+    Epochs,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Finished,
@@ -63,8 +83,8 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const CONFIG: &str = "config.json";
 pub const CURVES: &str = "curves.png";
 
-/// Trains into `out`. With `resume`, continues the run whose `last.ckpt` is in `out`
-/// (its saved configuration wins over `config`, except for the number of epochs).
+/// Trains into `out`. With [`Start::Resume`], continues the run whose `last.ckpt` is in
+/// `out` (its saved configuration wins over `config`, except for the number of epochs).
 ///
 /// `stop` is asked after every optimiser step (with the number of steps taken); when it
 /// says yes, the run saves its exact position and returns [`Outcome::Interrupted`].
@@ -72,8 +92,9 @@ pub fn train(
     data: &TrainData,
     config: TrainConfig,
     out: &Path,
-    resume: bool,
+    start: Start,
     device: &Device,
+    log: Log,
     stop: &dyn Fn(usize) -> bool,
 ) -> Result<Outcome, String> {
     let device = device.clone().autodiff();
@@ -81,7 +102,7 @@ pub fn train(
     let ckpt_path = out.join(CHECKPOINT);
 
     let batches_per_epoch = data.train.len().div_ceil(config.batch_size);
-    let (config, arch, mut state, mut net, mut optim) = if resume {
+    let (config, arch, mut state, net, mut optim) = if let Start::Resume = start {
         let c = checkpoint::load(&ckpt_path, &device, new_optimizer(&config))?;
         let mut saved = c.config;
         if saved.epochs != config.epochs {
@@ -104,12 +125,18 @@ pub fn train(
                 out.display()
             ));
         }
-        let mut arch = ArchConfig::new(config.arch, data.classes.len());
-        if let Some(p) = config.dropout {
-            arch.dropout = p;
-        }
         device.seed(config.seed);
-        let net = arch.init(&device);
+        let (arch, net) = match start {
+            Start::From(arch, net) => (arch, net),
+            _ => {
+                let mut arch = ArchConfig::new(config.arch, data.classes.len());
+                if let Some(p) = config.dropout {
+                    arch.dropout = p;
+                }
+                let net = arch.init(&device);
+                (arch, net)
+            }
+        };
         let total = config.epochs * batches_per_epoch;
         let warmup = (config.warmup_epochs * batches_per_epoch as f64) as usize;
         let schedule = Schedule::new(config.schedule, config.lr, total, warmup, config.patience);
@@ -124,6 +151,12 @@ pub fn train(
         let optim = new_optimizer(&config);
         (config, arch, state, net, optim)
     };
+    // Freezing is not saved with the weights: set it on every start.
+    let mut net = if config.freeze > 0 {
+        net.freeze(config.freeze)?
+    } else {
+        net
+    };
     write_config(out, &config, &arch, data)?;
     let mut history = read_history(out, state.epochs_done)?;
 
@@ -131,7 +164,8 @@ pub fn train(
     let class_weights = config
         .class_weights
         .then(|| inverse_frequency(&data.train, data.classes.len()));
-    let show_bar = std::io::stderr().is_terminal();
+    let show_bar = log == Log::Batches && std::io::stderr().is_terminal();
+    let batch_lines = log == Log::Batches && !show_bar;
 
     for epoch in state.epochs_done..config.epochs {
         let loader = Loader::new(
@@ -183,7 +217,7 @@ pub fn train(
                 run.correct as f64 / run.seen as f64
             ));
             bar.inc(1);
-            if !show_bar && run.batches % (loader_batches / 10).max(1) == 0 {
+            if batch_lines && run.batches % (loader_batches / 10).max(1) == 0 {
                 eprintln!(
                     "epoch {}/{} batch {}/{}  loss {:.4} acc {:.4}  lr {lr:.2e}  {:.0} img/s",
                     epoch + 1,
@@ -262,6 +296,15 @@ pub fn train(
         checkpoint::save(&ckpt_path, &config, &arch, &state, &net, &optim)?;
         if let Err(e) = crate::plot::curves(&history, &data.val_name, &out.join(CURVES)) {
             eprintln!("warning: cannot draw {}: {e}", CURVES);
+        }
+        if let Some(patience) = config.early_stop
+            && state.epochs_done - state.best_epoch >= patience
+        {
+            eprintln!(
+                "early stop: no better {} accuracy for {patience} epochs",
+                data.val_name
+            );
+            break;
         }
     }
     eprintln!(

@@ -7,7 +7,7 @@ use ferrite_data::face::PIXELS;
 use ferrite_data::{Origin, Samples};
 use ferrite_model::ArchKind;
 use ferrite_train::trainer::{BEST, CHECKPOINT, METRICS};
-use ferrite_train::{Outcome, TrainConfig, TrainData, train};
+use ferrite_train::{Log, Outcome, Start, TrainConfig, TrainData, train};
 
 /// Faces whose class is visible: a bright band at a class-specific height.
 fn synthetic(n: usize, classes: usize) -> Samples {
@@ -66,13 +66,31 @@ fn resume_mid_epoch_reproduces_the_uninterrupted_run() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
 
     assert_eq!(
-        train(&data(), config(), &a, false, &device, &|_| false).unwrap(),
+        train(
+            &data(),
+            config(),
+            &a,
+            Start::Scratch,
+            &device,
+            Log::Epochs,
+            &|_| false
+        )
+        .unwrap(),
         Outcome::Finished
     );
 
     // Stop after step 8 of 12 (epoch 2, batch 2), then resume.
     assert_eq!(
-        train(&data(), config(), &b, false, &device, &|step| step == 8).unwrap(),
+        train(
+            &data(),
+            config(),
+            &b,
+            Start::Scratch,
+            &device,
+            Log::Epochs,
+            &|step| step == 8
+        )
+        .unwrap(),
         Outcome::Interrupted
     );
     let lines = std::fs::read_to_string(b.join(METRICS))
@@ -82,7 +100,16 @@ fn resume_mid_epoch_reproduces_the_uninterrupted_run() {
     assert_eq!(lines, 1, "one finished epoch logged before the stop");
     assert!(b.join(CHECKPOINT).exists());
     assert_eq!(
-        train(&data(), config(), &b, true, &device, &|_| false).unwrap(),
+        train(
+            &data(),
+            config(),
+            &b,
+            Start::Resume,
+            &device,
+            Log::Epochs,
+            &|_| false
+        )
+        .unwrap(),
         Outcome::Finished
     );
 
@@ -119,7 +146,25 @@ fn a_new_run_refuses_an_existing_run_folder() {
         epochs: 1,
         ..config()
     };
-    train(&data(), cfg.clone(), tmp.path(), false, &device, &|_| false).unwrap();
-    let err = train(&data(), cfg, tmp.path(), false, &device, &|_| false).unwrap_err();
+    train(
+        &data(),
+        cfg.clone(),
+        tmp.path(),
+        Start::Scratch,
+        &device,
+        Log::Epochs,
+        &|_| false,
+    )
+    .unwrap();
+    let err = train(
+        &data(),
+        cfg,
+        tmp.path(),
+        Start::Scratch,
+        &device,
+        Log::Epochs,
+        &|_| false,
+    )
+    .unwrap_err();
     assert!(err.contains("already holds a run"), "{err}");
 }

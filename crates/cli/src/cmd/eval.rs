@@ -10,7 +10,7 @@ use ferrite_train::eval::Tta;
 use serde_json::json;
 
 use crate::dataset_args::DatasetArgs;
-use crate::output::{align_numbers, table};
+use crate::output::{align_numbers, confusion_table, table};
 
 /// Score a model on a labelled split (accuracy, macro-F1, confusion matrix).
 ///
@@ -164,16 +164,10 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     }
     align_numbers(&mut t);
     println!("{t}\n");
-    let mut header = vec!["true \\ predicted".to_string()];
-    header.extend(report.classes.iter().cloned());
-    let mut m = table(header);
-    for (c, row) in report.classes.iter().zip(&report.confusion.counts) {
-        let mut cells = vec![c.clone()];
-        cells.extend(row.iter().map(|n| n.to_string()));
-        m.add_row(cells);
-    }
-    align_numbers(&mut m);
-    println!("{m}");
+    println!(
+        "{}",
+        confusion_table(&report.classes, &report.confusion.counts)
+    );
     for (class, n) in &report.left_out {
         println!("left out: {n} images of `{class}`, a class the model does not know");
     }

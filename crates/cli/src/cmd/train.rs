@@ -11,7 +11,7 @@ use ferrite_data::ferplus::LabelMode;
 use ferrite_data::{DataSource, Dataset, Samples, SplitRole};
 use ferrite_model::ArchKind;
 use ferrite_train::config::{OptimizerKind, ScheduleKind, TrainConfig};
-use ferrite_train::{Outcome, TrainData};
+use ferrite_train::{Log, Outcome, Start, TrainData};
 
 use crate::dataset_args::DatasetArgs;
 
@@ -38,59 +38,161 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
-    /// Epochs to train (with --resume: the run's new total).
-    #[arg(long, default_value_t = 60)]
-    epochs: usize,
+    #[command(flatten)]
+    options: TrainOptions,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+const TRAINING: &str = "Training options";
+
+/// How a network is trained: shared by train, finetune, cv and curve, whose defaults differ
+/// (see [`Defaults`]).
+#[derive(Debug, Clone, Args)]
+pub struct TrainOptions {
+    /// Epochs to train (with --resume: the run's new total) [default: train 60, finetune 30].
+    #[arg(help_heading = TRAINING, long)]
+    pub epochs: Option<usize>,
     /// Images per optimiser step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(help_heading = TRAINING, long, default_value_t = 64)]
     batch_size: usize,
-    #[arg(long, value_enum, default_value_t = Optimizer::Sgd)]
+    #[arg(help_heading = TRAINING, long, value_enum, default_value_t = Optimizer::Sgd)]
     optimizer: Optimizer,
-    /// Peak learning rate [default: 0.05 for sgd, 0.002 for adamw].
-    #[arg(long)]
+    /// Peak learning rate [default: sgd 0.05 (finetune 0.01), adamw 0.002 (finetune 0.0005)].
+    #[arg(help_heading = TRAINING, long)]
     lr: Option<f64>,
     /// L2 weight decay (decoupled for AdamW).
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(help_heading = TRAINING, long, default_value_t = 5e-4)]
     weight_decay: f64,
     /// SGD momentum (Nesterov, no dampening).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(help_heading = TRAINING, long, default_value_t = 0.9)]
     momentum: f64,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, default_value_t = Schedule::OneCycle)]
-    schedule: Schedule,
+    /// Learning-rate schedule [default: train one-cycle, finetune cosine].
+    #[arg(help_heading = TRAINING, long, value_enum)]
+    schedule: Option<Schedule>,
     /// Warm-up epochs (cosine and plateau schedules).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(help_heading = TRAINING, long, default_value_t = 1.0)]
     warmup: f64,
     /// Plateau schedule: epochs without improvement before the rate is cut by 10.
-    #[arg(long, default_value_t = 5)]
+    #[arg(help_heading = TRAINING, long, default_value_t = 5)]
     patience: usize,
+    /// Stop when validation accuracy has not improved for N epochs [default: train never,
+    /// finetune 8].
+    #[arg(help_heading = TRAINING, long, value_name = "N")]
+    early_stop: Option<usize>,
     /// Share of the target spread evenly over all classes.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(help_heading = TRAINING, long, default_value_t = 0.1)]
     label_smoothing: f64,
     /// Weight classes by inverse frequency in the loss.
-    #[arg(long)]
+    #[arg(help_heading = TRAINING, long)]
     class_weights: bool,
     /// Dropout before the classifier [default: the architecture's own].
-    #[arg(long)]
+    #[arg(help_heading = TRAINING, long)]
     dropout: Option<f64>,
     /// Turn off data augmentation.
-    #[arg(long)]
+    #[arg(help_heading = TRAINING, long)]
     no_augment: bool,
     /// Seed of initialisation, data order, augmentation and dropout (a run is reproducible).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(help_heading = TRAINING, long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Where and on what a run computes.
+#[derive(Debug, Clone, Args)]
+pub struct RunOptions {
     /// CPU threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Train on N training images only (a seeded random subset), for quick experiments.
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
-    /// Validate on N validation images only (a seeded stratified subset), for quick runs.
-    #[arg(long, value_name = "N")]
-    val_limit: Option<usize>,
     /// cpu, or gpu[:N] in a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    pub device: String,
+    /// Train on N training images only (a seeded random subset), for quick experiments.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Validate on N validation images only (a seeded stratified subset), for quick runs.
+    #[arg(long, value_name = "N")]
+    pub val_limit: Option<usize>,
+}
+
+impl RunOptions {
+    /// Applies --threads and returns the device.
+    pub fn device(&self) -> Result<burn::tensor::Device> {
+        if let Some(t) = self.threads {
+            ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
+        }
+        ferrite_model::device::parse(&self.device).map_err(anyhow::Error::msg)
+    }
+}
+
+/// The defaults that differ between training from scratch and fine-tuning.
+pub struct Defaults {
+    pub epochs: usize,
+    /// Peak rates for SGD and AdamW.
+    pub lr: (f64, f64),
+    pub schedule: ScheduleKind,
+    pub early_stop: Option<usize>,
+}
+
+pub const SCRATCH: Defaults = Defaults {
+    epochs: 60,
+    lr: (0.05, 0.002),
+    schedule: ScheduleKind::OneCycle,
+    early_stop: None,
+};
+
+/// A trained network needs smaller steps, and little data an early stop.
+pub const FINETUNE: Defaults = Defaults {
+    epochs: 30,
+    lr: (0.01, 0.0005),
+    schedule: ScheduleKind::Cosine,
+    early_stop: Some(8),
+};
+
+impl TrainOptions {
+    pub fn config(&self, arch: ArchKind, run: &RunOptions, d: &Defaults) -> Result<TrainConfig> {
+        let (optimizer, default_lr) = match self.optimizer {
+            Optimizer::Sgd => (OptimizerKind::Sgd, d.lr.0),
+            Optimizer::Adamw => (OptimizerKind::AdamW, d.lr.1),
+        };
+        let config = TrainConfig {
+            arch,
+            epochs: self.epochs.unwrap_or(d.epochs),
+            batch_size: self.batch_size,
+            optimizer,
+            lr: self.lr.unwrap_or(default_lr),
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            schedule: match self.schedule {
+                Some(Schedule::Cosine) => ScheduleKind::Cosine,
+                Some(Schedule::OneCycle) => ScheduleKind::OneCycle,
+                Some(Schedule::Plateau) => ScheduleKind::Plateau,
+                None => d.schedule,
+            },
+            warmup_epochs: self.warmup,
+            patience: self.patience,
+            label_smoothing: self.label_smoothing,
+            class_weights: self.class_weights,
+            dropout: self.dropout,
+            augment: if self.no_augment {
+                AugmentConfig::none()
+            } else {
+                AugmentConfig::default()
+            },
+            seed: self.seed,
+            limit: run.limit,
+            device: run.device.clone(),
+            freeze: 0,
+            early_stop: self.early_stop.or(d.early_stop).filter(|&n| n > 0),
+            from: None,
+        };
+        if config.batch_size == 0 || config.epochs == 0 {
+            bail!("--epochs and --batch-size must be at least 1");
+        }
+        if !(config.lr > 0.0 && config.lr.is_finite()) {
+            bail!("--lr must be a positive number");
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -118,50 +220,38 @@ pub fn parse_arch(s: &str) -> Result<ArchKind, String> {
 static STOP: AtomicBool = AtomicBool::new(false);
 
 pub fn run(args: TrainArgs) -> Result<i32> {
-    if let Some(t) = args.threads {
-        ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
-    }
-    let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
+    let device = args.run.device()?;
     let out = args
         .resume
         .clone()
         .or(args.out.clone())
         .expect("clap requires --out or --resume");
-    let (optimizer, default_lr) = match args.optimizer {
-        Optimizer::Sgd => (OptimizerKind::Sgd, 0.05),
-        Optimizer::Adamw => (OptimizerKind::AdamW, 0.002),
+    let config = args.options.config(args.arch, &args.run, &SCRATCH)?;
+    let ds = crate::cmd::data::load(&args.data)?;
+    let data = train_data(
+        &args.data,
+        &ds,
+        config.seed,
+        config.limit,
+        args.run.val_limit,
+    )?;
+    let start = if args.resume.is_some() {
+        Start::Resume
+    } else {
+        Start::Scratch
     };
-    let config = TrainConfig {
-        arch: args.arch,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        optimizer,
-        lr: args.lr.unwrap_or(default_lr),
-        weight_decay: args.weight_decay,
-        momentum: args.momentum,
-        schedule: match args.schedule {
-            Schedule::Cosine => ScheduleKind::Cosine,
-            Schedule::OneCycle => ScheduleKind::OneCycle,
-            Schedule::Plateau => ScheduleKind::Plateau,
-        },
-        warmup_epochs: args.warmup,
-        patience: args.patience,
-        label_smoothing: args.label_smoothing,
-        class_weights: args.class_weights,
-        dropout: args.dropout,
-        augment: if args.no_augment {
-            AugmentConfig::none()
-        } else {
-            AugmentConfig::default()
-        },
-        seed: args.seed,
-        limit: args.limit,
-        device: args.device.clone(),
-    };
-    if config.batch_size == 0 || config.epochs == 0 {
-        bail!("--epochs and --batch-size must be at least 1");
-    }
-    let data = train_data(&args.data, config.seed, config.limit, args.val_limit)?;
+    run_training(&data, config, &out, start, &device)
+}
+
+/// Runs one training with Ctrl-C handling: the first Ctrl-C stops after the batch and saves
+/// the position, a second one quits at once. Exit code 0, or 130 when interrupted.
+pub fn run_training(
+    data: &TrainData,
+    config: TrainConfig,
+    out: &std::path::Path,
+    start: Start,
+    device: &burn::tensor::Device,
+) -> Result<i32> {
     eprintln!(
         "{}: {} training images, {} validation images ({}), {} classes",
         data.dataset,
@@ -170,15 +260,9 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         data.val_name,
         data.classes.len()
     );
-    ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
-            std::process::exit(130); // a second Ctrl-C: stop now
-        }
-        eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)...");
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    match ferrite_train::train(&data, config, &out, args.resume.is_some(), &device, &|_| {
-        STOP.load(Ordering::SeqCst)
+    stop_on_ctrl_c()?;
+    match ferrite_train::train(data, config, out, start, device, Log::Batches, &|_| {
+        stopping()
     })
     .map_err(anyhow::Error::msg)?
     {
@@ -187,15 +271,32 @@ pub fn run(args: TrainArgs) -> Result<i32> {
     }
 }
 
+/// Installs the Ctrl-C handler: the first press asks [`stopping`] to say yes, the second
+/// quits at once.
+pub fn stop_on_ctrl_c() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(130); // a second Ctrl-C: stop now
+        }
+        eprintln!("\nstopping after this batch (Ctrl-C again to quit at once)...");
+    })
+    .context("cannot install the Ctrl-C handler")
+}
+
+/// Whether the user asked to stop.
+pub fn stopping() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
 /// The training and validation sets of a dataset, as a run uses them.
 pub fn train_data(
     args: &DatasetArgs,
+    ds: &Dataset,
     seed: u64,
     limit: Option<usize>,
     val_limit: Option<usize>,
 ) -> Result<TrainData> {
     let source = args.source();
-    let ds = crate::cmd::data::load(args)?;
     let train_split = ds.split_by_role(SplitRole::Train).with_context(|| {
         format!(
             "{} has no training split (it has: {})",
@@ -204,7 +305,7 @@ pub fn train_data(
         )
     })?;
     let mut train = train_split.samples.clone();
-    let (mut val, mut val_name) = match validation_split(&source, &ds)? {
+    let (mut val, mut val_name) = match validation_split(&source, ds)? {
         Some(v) => v,
         None => {
             let (t, v) = holdout(&train, ds.classes.len(), 0.1, seed);
