@@ -205,3 +205,57 @@ fn cross_validation_keeps_people_apart_and_classes_even() {
         );
     }
 }
+
+#[test]
+fn curve_writes_a_row_per_run_and_resumes() {
+    let Some(csv) = fer2013() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("faces");
+    make_folder(&csv, &data, 20, 10, 100);
+    let out = tmp.path().join("curve");
+    #[rustfmt::skip]
+    let args = [
+        "curve", "--images", data.to_str().unwrap(), "--per-class", "5,20", "--repeats", "2",
+        "--epochs", "1", "--min-steps", "1", "--out", out.to_str().unwrap(),
+    ];
+    let table = ferrite_ok(&args);
+    let text = std::fs::read_to_string(out.join("curve.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2 * 2 * 2, "{text}");
+    for r in &rows {
+        let expected = if r[2] == "5" { 4 * 5 } else { 4 * 20 };
+        assert_eq!(r[4].parse::<usize>().unwrap(), expected, "{r:?}");
+        let acc: f64 = r[7].parse().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    // Both methods saw the same draw: same sizes, both methods present for each.
+    for size in ["5", "20"] {
+        for method in ["scratch", "finetune"] {
+            assert_eq!(
+                rows.iter()
+                    .filter(|r| r[0] == method && r[2] == size)
+                    .count(),
+                2
+            );
+        }
+    }
+    assert!(
+        table.contains("finetune") && table.contains("scratch"),
+        "{table}"
+    );
+    let png = image::open(out.join("curve.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (800, 520));
+
+    // Run again: nothing left to do, the rows stay.
+    let again = ferrite(&args);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("8 runs done"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("curve.csv")).unwrap(),
+        text
+    );
+}
