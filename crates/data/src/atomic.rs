@@ -13,7 +13,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     };
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".ferrite-tmp-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     // tempfile creates 0600 files; what we write is the user's ordinary output.
@@ -30,6 +30,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Prefix of the temporary files [`write_atomic`] writes before renaming them.
+pub const TEMP_PREFIX: &str = ".ferrite-tmp-";
+
+/// Removes the temporary files a killed process left in `dir` (half-written by definition;
+/// the file they were to replace is intact). Returns how many there were.
+pub fn remove_leftovers(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 /// Encodes an image (gray or colour) as PNG and writes it atomically.

@@ -167,18 +167,9 @@ fn file_name(path: &Path) -> String {
 }
 
 fn decode(path: &Path) -> Result<[u8; PIXELS], String> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| format!("cannot open: {e}"))?
-        .with_guessed_format()
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if reader.format().is_none() {
-        return Err(
-            "not an image in a supported format (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)".into(),
-        );
-    }
-    let img = reader
-        .decode()
-        .map_err(|e| format!("cannot decode image: {e}"))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let img = crate::decode::decode_image(&bytes, crate::decode::DEFAULT_MAX_PIXELS)
+        .map_err(|e| e.to_string())?;
     Ok(to_face_plane(&img))
 }
 

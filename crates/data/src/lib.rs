@@ -10,6 +10,7 @@ pub mod augment;
 pub mod check;
 pub mod classes;
 pub mod dataset;
+pub mod decode;
 pub mod export;
 pub mod face;
 pub mod fer2013;

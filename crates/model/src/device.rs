@@ -51,6 +51,9 @@ fn gpu(_index: usize) -> Result<Device, String> {
 
 /// Sets the number of CPU threads tensor code and data preparation use (call once, early).
 pub fn set_threads(threads: usize) -> Result<(), String> {
+    if threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()

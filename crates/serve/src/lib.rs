@@ -5,12 +5,11 @@
 //! `GET /v1/model`, `GET /healthz`, `GET /metrics` (Prometheus text) and `GET /` (the page,
 //! embedded). Bad input gets a JSON `{"error": ...}` with the status that names the problem:
 //! 413 body too large, 415 not an image format we read, 422 an image too large to decode or
-//! corrupt, 400 malformed multipart, 503 (with Retry-After) when the queue is full, 504 when
-//! a prediction overruns the timeout.
+//! corrupt, 400 malformed multipart, 503 (with Retry-After) when the queue is full, 408 when
+//! the body trickles in slower than the timeout, 504 when a prediction overruns it.
 
 mod metrics;
 
-use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,9 +20,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use ferrite_data::decode::{DecodeError, decode_image};
 use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
 use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
-use image::{DynamicImage, ImageReader, Limits};
+use image::DynamicImage;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -43,7 +43,7 @@ pub struct ServeConfig {
     pub max_pixels: u64,
     /// Predictions running or waiting at once; more are refused with 503.
     pub queue: usize,
-    /// Longest a prediction may take (→ 504).
+    /// Longest the body may take to arrive (→ 408) and, again, a prediction (→ 504).
     pub timeout: Duration,
 }
 
@@ -51,7 +51,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             max_body_bytes: 10 * 1024 * 1024,
-            max_pixels: 40_000_000,
+            max_pixels: ferrite_data::decode::DEFAULT_MAX_PIXELS,
             queue: 16,
             timeout: Duration::from_secs(30),
         }
@@ -167,9 +167,16 @@ async fn predict(
             format!("min_face must be at least {MIN_FACE_FLOOR}"),
         );
     }
-    let bytes = match image_bytes(req, &st).await {
-        Ok(b) => b,
-        Err(r) => return r,
+    // A client that trickles its body in holds a slot: it gets the same time limit.
+    let bytes = match tokio::time::timeout(st.config.timeout, image_bytes(req, &st)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(r)) => return r,
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body took too long to arrive",
+            );
+        }
     };
     let image = match decode(&bytes, st.config.max_pixels) {
         Ok(img) => img,
@@ -258,48 +265,16 @@ async fn image_bytes(req: Request, st: &Arc<AppState>) -> Result<Bytes, Response
     }
 }
 
-/// Decodes an upload, checking its format (415) and size (422) before allocating for it.
+/// Decodes an upload: an unknown format is 415, anything else wrong with it (too large,
+/// corrupt, empty) 422; the size is checked from the header, before any pixel is allocated.
 fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, (StatusCode, String)> {
-    const FORMATS: &str = "PNG, JPEG, BMP, GIF, TIFF, WebP or PNM";
-    let format = image::guess_format(bytes)
-        .ok()
-        .filter(|f| f.reading_enabled())
-        .ok_or((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("not an image format ferrite reads: send {FORMATS}"),
-        ))?;
-    let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(|e| {
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("cannot read the image header: {e}"),
-            )
-        })?;
-    let pixels = w as u64 * h as u64;
-    if pixels > max_pixels {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("image is {w}x{h} = {pixels} pixels; the limit is {max_pixels}"),
-        ));
-    }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(16)); // RGBA f32 at worst
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| {
-        (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("cannot decode the image: {e}"),
-        )
-    })?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "the image is empty".into(),
-        ));
-    }
-    Ok(img)
+    decode_image(bytes, max_pixels).map_err(|e| {
+        let status = match e {
+            DecodeError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        (status, e.to_string())
+    })
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; in-flight requests finish.

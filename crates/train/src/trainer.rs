@@ -99,6 +99,13 @@ pub fn train(
 ) -> Result<Outcome, String> {
     let device = device.clone().autodiff();
     std::fs::create_dir_all(out).map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
+    let leftovers = ferrite_data::atomic::remove_leftovers(out);
+    if leftovers > 0 {
+        eprintln!(
+            "removed {leftovers} half-written temporary file(s) of an interrupted write in {}",
+            out.display()
+        );
+    }
     let ckpt_path = out.join(CHECKPOINT);
 
     let batches_per_epoch = data.train.len().div_ceil(config.batch_size);

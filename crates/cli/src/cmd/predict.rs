@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ferrite_data::decode::{DEFAULT_MAX_PIXELS, decode_image};
 use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
 use ferrite_infer::predict::{FaceOptions, ImagePrediction, Predictor, predict_images};
 use image::DynamicImage;
@@ -89,6 +90,9 @@ pub fn run(args: PredictArgs) -> Result<i32> {
     }
     if !(0.0..=2.0).contains(&args.margin) {
         anyhow::bail!("--margin must be between 0 and 2");
+    }
+    if args.top == 0 {
+        anyhow::bail!("--top must be at least 1");
     }
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
     let predictor = Predictor::load(args.model.as_deref(), device).with_context(|| {
@@ -251,14 +255,7 @@ fn read_image(path: &Path) -> Result<DynamicImage> {
     } else {
         std::fs::read(path).context("cannot read the file")?
     };
-    if bytes.is_empty() {
-        anyhow::bail!("empty file, expected an image");
-    }
-    image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .context("cannot read the file")?
-        .decode()
-        .context("not an image ferrite can decode (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM)")
+    Ok(decode_image(&bytes, DEFAULT_MAX_PIXELS)?)
 }
 
 fn print_table(
