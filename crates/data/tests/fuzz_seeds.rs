@@ -20,7 +20,10 @@ fn seeds(target: &str) -> Vec<PathBuf> {
 
 #[test]
 fn csv_seeds_read_or_fail_cleanly() {
-    for path in seeds("fer2013_csv").into_iter().chain(seeds("fer2013_gzip")) {
+    for path in seeds("fer2013_csv")
+        .into_iter()
+        .chain(seeds("fer2013_gzip"))
+    {
         let _ = ferrite_data::fer2013::read_fer2013(&path, 10);
     }
     for path in seeds("ferplus_votes") {
