@@ -7,9 +7,8 @@ use burn::tensor::Device;
 use ferrite_data::Samples;
 
 use crate::config::TrainConfig;
-use crate::eval::{Tta, argmax, predict_samples};
 use crate::metrics::Confusion;
-use crate::trainer::{BEST, Log, Outcome, Start, TrainData, train};
+use crate::trainer::{BEST, Log, Outcome, Start, TrainData, train, validate};
 
 /// A trained model's scores on its test set.
 #[derive(Debug, Clone)]
@@ -40,19 +39,7 @@ pub fn fit_and_score(
     }
     let (net, meta) =
         ferrite_model::file::load(&out.join(BEST), device).map_err(|e| e.to_string())?;
-    let probs = predict_samples(
-        &net,
-        test,
-        &meta.normalization,
-        Tta::None,
-        256,
-        device,
-        |_| {},
-    );
-    let mut confusion = Confusion::new(data.classes.len());
-    for (i, p) in probs.iter().enumerate() {
-        confusion.add(test.label(i) as usize, argmax(p));
-    }
+    let (_, confusion) = validate(&net, test, data.classes.len(), &meta.normalization, device);
     Ok(Scores {
         accuracy: confusion.accuracy(),
         macro_f1: confusion.macro_f1(),
@@ -60,4 +47,16 @@ pub fn fit_and_score(
         epoch: meta.epochs,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
 }

@@ -12,12 +12,12 @@ use ferrite_data::SplitRole;
 use ferrite_data::folds::per_class;
 use ferrite_model::ArchKind;
 use ferrite_train::plot::{CurveLine, learning_curve};
-use ferrite_train::study::fit_and_score;
+use ferrite_train::study::{fit_and_score, mean_std};
 use ferrite_train::{Start, TrainData};
 
-use crate::cmd::finetune::transfer_start;
+use crate::cmd::finetune::Transfer;
 use crate::cmd::train::{
-    FINETUNE, RunOptions, SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping, train_data,
+    RunOptions, SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping, train_data,
 };
 use crate::dataset_args::DatasetArgs;
 use crate::output::{align_numbers, table};
@@ -187,15 +187,10 @@ fn summarise(rows: &[Row]) -> Summary {
     groups
         .into_iter()
         .map(|(key, rs)| {
-            let n = rs.len() as f64;
-            let mean = rs.iter().map(|r| r.accuracy).sum::<f64>() / n;
-            let var = if rs.len() > 1 {
-                rs.iter().map(|r| (r.accuracy - mean).powi(2)).sum::<f64>() / (n - 1.0)
-            } else {
-                0.0
-            };
-            let images = rs.iter().map(|r| r.train_images as f64).sum::<f64>() / n;
-            (key, (images, mean, var.sqrt(), rs.len()))
+            let accuracy: Vec<f64> = rs.iter().map(|r| r.accuracy).collect();
+            let (mean, std) = mean_std(&accuracy);
+            let images = rs.iter().map(|r| r.train_images as f64).sum::<f64>() / rs.len() as f64;
+            (key, (images, mean, std, rs.len()))
         })
         .collect()
 }
@@ -265,6 +260,16 @@ pub fn run(args: CurveArgs) -> Result<i32> {
         eprintln!("{}: {} runs done, continuing", csv.display(), rows.len());
     }
     let scratch_dir = tempfile::tempdir().context("a temporary folder for the runs")?;
+    let transfer = if args.methods.contains(&Method::Finetune) {
+        Some(Transfer::load(
+            args.from.as_deref(),
+            &base.classes,
+            seed,
+            &device,
+        )?)
+    } else {
+        None
+    };
     stop_on_ctrl_c()?;
     let mut sizes = args.per_class.clone();
     sizes.sort();
@@ -289,16 +294,11 @@ pub fn run(args: CurveArgs) -> Result<i32> {
                         Start::Scratch,
                         args.options.config(args.arch, &args.run, &SCRATCH)?,
                     ),
-                    Method::Finetune => {
-                        let (start, from) =
-                            transfer_start(args.from.as_deref(), &base.classes, seed, &device)?;
-                        let Start::From(arch, _) = &start else {
-                            unreachable!()
-                        };
-                        let mut config = args.options.config(arch.arch, &args.run, &FINETUNE)?;
-                        config.from = Some(from);
-                        (start, config)
-                    }
+                    Method::Finetune => transfer.as_ref().expect("loaded when fine-tuning").start(
+                        &args.options,
+                        &args.run,
+                        0,
+                    )?,
                 };
                 // One epoch budget for both methods; small sets get at least min_steps.
                 let batches = train.len().div_ceil(config.batch_size);

@@ -9,15 +9,13 @@ use clap::Args;
 use ferrite_data::Samples;
 use ferrite_data::folds::{group_keys, stratified_folds};
 use ferrite_model::ArchKind;
-use ferrite_train::study::fit_and_score;
+use ferrite_train::study::{fit_and_score, mean_std};
 use ferrite_train::{Start, TrainData};
 use regex::Regex;
 use serde_json::json;
 
-use crate::cmd::finetune::transfer_start;
-use crate::cmd::train::{
-    FINETUNE, RunOptions, SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping,
-};
+use crate::cmd::finetune::Transfer;
+use crate::cmd::train::{RunOptions, SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping};
 use crate::dataset_args::DatasetArgs;
 use crate::output::{align_numbers, confusion_table, table};
 
@@ -102,12 +100,7 @@ pub fn run(args: CvArgs) -> Result<i32> {
         (None, Some(path)) => format!("fine-tuned from {}", path.display()),
         (None, None) => format!("fine-tuned from the {} model", ferrite_infer::builtin::NAME),
     };
-    let n_groups = groups.as_ref().map(|g| {
-        let mut g = g.clone();
-        g.sort();
-        g.dedup();
-        g.len()
-    });
+    let n_groups = groups.as_deref().map(distinct);
     eprintln!(
         "{}: {} images, {} classes{}; {}-fold cross-validation, {method}",
         ds.name,
@@ -125,6 +118,15 @@ pub fn run(args: CvArgs) -> Result<i32> {
     if args.out.is_some() {
         write_folds(&root, &pooled, &classes, groups.as_deref(), &fold_of)?;
     }
+    let transfer = match args.arch {
+        Some(_) => None,
+        None => Some(Transfer::load(
+            args.from.as_deref(),
+            &classes,
+            seed,
+            &device,
+        )?),
+    };
     stop_on_ctrl_c()?;
     let mut folds = Vec::new();
     for f in 0..args.folds {
@@ -136,12 +138,7 @@ pub fn run(args: CvArgs) -> Result<i32> {
             .as_ref()
             .map(|g| rest.iter().map(|&i| g[i].clone()).collect());
         let inner_k = match &rest_groups {
-            Some(g) => {
-                let mut u = g.clone();
-                u.sort();
-                u.dedup();
-                u.len().clamp(2, 10)
-            }
+            Some(g) => distinct(g).clamp(2, 10),
             None => 10.min(rest.len()).max(2),
         };
         let inner = stratified_folds(
@@ -173,16 +170,11 @@ pub fn run(args: CvArgs) -> Result<i32> {
                 Start::Scratch,
                 args.options.config(arch, &args.run, &SCRATCH)?,
             ),
-            None => {
-                let (start, from) = transfer_start(args.from.as_deref(), &classes, seed, &device)?;
-                let Start::From(arch, _) = &start else {
-                    unreachable!()
-                };
-                let mut config = args.options.config(arch.arch, &args.run, &FINETUNE)?;
-                config.freeze = args.freeze;
-                config.from = Some(from);
-                (start, config)
-            }
+            None => transfer.as_ref().expect("loaded when fine-tuning").start(
+                &args.options,
+                &args.run,
+                args.freeze,
+            )?,
         };
         eprintln!(
             "fold {}/{}: train {}, hold-out {}, test {}",
@@ -248,16 +240,12 @@ fn write_folds(
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Mean and sample standard deviation.
-fn mean_std(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = if values.len() > 1 {
-        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
+/// Number of distinct group keys.
+fn distinct(groups: &[String]) -> usize {
+    groups
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 fn report(args: &CvArgs, classes: &[String], method: &str, folds: &[Fold]) {

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use ferrite_data::classes::map_classes;
-use ferrite_model::ArchKind;
-use ferrite_train::Start;
+use ferrite_model::{ArchConfig, ArchKind, Network};
+use ferrite_train::{Start, TrainConfig};
 
 use crate::cmd::train::{FINETUNE, RunOptions, TrainOptions, run_training, train_data};
 use crate::dataset_args::DatasetArgs;
@@ -60,56 +60,75 @@ pub fn run(args: FinetuneArgs) -> Result<i32> {
         .out
         .as_deref()
         .expect("clap requires --out or --resume");
-    let (start, from) = transfer_start(args.from.as_deref(), &data.classes, seed, &device)?;
-    let Start::From(arch, _) = &start else {
-        unreachable!()
-    };
-    let mut config = args.options.config(arch.arch, &args.run, &FINETUNE)?;
-    config.freeze = args.freeze;
-    config.from = Some(from);
+    let transfer = Transfer::load(args.from.as_deref(), &data.classes, seed, &device)?;
+    let (start, config) = transfer.start(&args.options, &args.run, args.freeze)?;
     run_training(&data, config, out, start, &device)
 }
 
-/// The model to fine-tune (a file, or the built-in one), loaded for training, with its
-/// classifier rebuilt for `classes` (new rows seeded with `seed`). Says which classes it
-/// keeps. Returns the start and the model's name.
-pub fn transfer_start(
-    from: Option<&Path>,
-    classes: &[String],
-    seed: u64,
-    device: &Device,
-) -> Result<(Start, String)> {
-    let train_device = device.clone().autodiff();
-    let ((net, meta), name) = match from {
-        Some(path) => (
-            ferrite_model::file::load(path, &train_device)?,
-            path.display().to_string(),
-        ),
-        None => (
-            ferrite_infer::builtin::load(&train_device).context("the built-in model")?,
-            ferrite_infer::builtin::NAME.to_string(),
-        ),
-    };
-    let known: Vec<&str> = map_classes(classes, &meta.classes)
-        .iter()
-        .zip(classes)
-        .filter_map(|(m, c)| m.map(|_| c.as_str()))
-        .collect();
-    let new: Vec<&str> = classes
-        .iter()
-        .map(String::as_str)
-        .filter(|c| !known.contains(c))
-        .collect();
-    eprintln!(
-        "fine-tuning {name} ({}, trained on {}): keeps {} [{}], learns {} new [{}]",
-        meta.arch.arch,
-        meta.dataset,
-        known.len(),
-        known.join(", "),
-        new.len(),
-        new.join(", ")
-    );
-    train_device.seed(seed);
-    let (arch, net) = net.with_classes(&meta.arch, &meta.classes, classes, &train_device);
-    Ok((Start::From(arch, net), name))
+/// A model to fine-tune (a file, or the built-in one), loaded once for training with its
+/// classifier rebuilt for the dataset's classes; each run starts from a copy.
+pub struct Transfer {
+    arch: ArchConfig,
+    net: Network,
+    /// The model's file, or "built-in".
+    name: String,
+}
+
+impl Transfer {
+    /// Loads `from` (the built-in model when `None`) and rebuilds its classifier for
+    /// `classes` (new rows seeded with `seed`). Says which classes it keeps.
+    pub fn load(
+        from: Option<&Path>,
+        classes: &[String],
+        seed: u64,
+        device: &Device,
+    ) -> Result<Transfer> {
+        let train_device = device.clone().autodiff();
+        let ((net, meta), name) = match from {
+            Some(path) => (
+                ferrite_model::file::load(path, &train_device)?,
+                path.display().to_string(),
+            ),
+            None => (
+                ferrite_infer::builtin::load(&train_device).context("the built-in model")?,
+                ferrite_infer::builtin::NAME.to_string(),
+            ),
+        };
+        let known: Vec<&str> = map_classes(classes, &meta.classes)
+            .iter()
+            .zip(classes)
+            .filter_map(|(m, c)| m.map(|_| c.as_str()))
+            .collect();
+        let new: Vec<&str> = classes
+            .iter()
+            .map(String::as_str)
+            .filter(|c| !known.contains(c))
+            .collect();
+        eprintln!(
+            "fine-tuning {name} ({}, trained on {}): keeps {} [{}], learns {} new [{}]",
+            meta.arch.arch,
+            meta.dataset,
+            known.len(),
+            known.join(", "),
+            new.len(),
+            new.join(", ")
+        );
+        train_device.seed(seed);
+        let (arch, net) = net.with_classes(&meta.arch, &meta.classes, classes, &train_device);
+        Ok(Transfer { arch, net, name })
+    }
+
+    /// A fine-tuning run's start (a copy of the network) and configuration: the
+    /// fine-tuning defaults, `freeze` stages held fixed, and the model it came from.
+    pub fn start(
+        &self,
+        options: &TrainOptions,
+        run: &RunOptions,
+        freeze: usize,
+    ) -> Result<(Start, TrainConfig)> {
+        let mut config = options.config(self.arch.arch, run, &FINETUNE)?;
+        config.freeze = freeze;
+        config.from = Some(self.name.clone());
+        Ok((Start::From(self.arch.clone(), self.net.clone()), config))
+    }
 }

@@ -94,15 +94,7 @@ pub fn run(args: PredictArgs) -> Result<i32> {
     if args.top == 0 {
         anyhow::bail!("--top must be at least 1");
     }
-    let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let predictor = Predictor::load(args.model.as_deref(), device).with_context(|| {
-        format!(
-            "cannot load model {}",
-            args.model
-                .as_deref()
-                .map_or("(built-in)".into(), |p| p.display().to_string())
-        )
-    })?;
+    let predictor = load_predictor(args.model.as_deref(), &args.device)?;
     let classes = predictor.meta.classes.clone();
     let options = FaceOptions {
         detect: (!args.no_detect).then_some(DetectOptions {
@@ -242,6 +234,17 @@ fn display(p: &Path) -> String {
     } else {
         p.display().to_string()
     }
+}
+
+/// The model of `--model` (the built-in one when `None`) on the device of `--device`.
+pub fn load_predictor(model: Option<&Path>, device: &str) -> Result<Predictor> {
+    let device = ferrite_model::device::parse(device).map_err(anyhow::Error::msg)?;
+    Predictor::load(model, device).with_context(|| {
+        format!(
+            "cannot load model {}",
+            model.map_or("(built-in)".into(), |p| p.display().to_string())
+        )
+    })
 }
 
 /// Decodes a file (by its content, whatever its extension) or standard input.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ferrite_infer::Predictor;
 use ferrite_serve::{AppState, ServeConfig};
 
 /// Serve a JSON API and a web page (photo upload, live webcam) on this machine.
@@ -60,15 +59,7 @@ pub fn run(args: ServeArgs) -> Result<i32> {
     {
         anyhow::bail!("--max-body-mb, --max-megapixels, --timeout and --queue must be positive");
     }
-    let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let predictor = Predictor::load(args.model.as_deref(), device).with_context(|| {
-        format!(
-            "cannot load model {}",
-            args.model
-                .as_deref()
-                .map_or("(built-in)".into(), |p| p.display().to_string())
-        )
-    })?;
+    let predictor = crate::cmd::predict::load_predictor(args.model.as_deref(), &args.device)?;
     let config = ServeConfig {
         max_body_bytes: (args.max_body_mb * 1024.0 * 1024.0) as usize,
         max_pixels: (args.max_megapixels * 1e6) as u64,

@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+/// The benchmark photos, shared with the benches (the group photo is found there).
+#[path = "../../../infer/benches/fixtures/mod.rs"]
+mod fixtures;
 pub mod server;
 
 use std::path::PathBuf;
@@ -65,16 +68,7 @@ pub fn ferrite_ok(args: &[&str]) -> String {
 /// found in cargo's registry; `None` (said) when it is not there, a failure under
 /// `FERRITE_REQUIRE_DATA=1`.
 pub fn group_photo() -> Option<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let found = home.and_then(|home| {
-        std::fs::read_dir(home.join("registry/src"))
-            .ok()?
-            .flatten()
-            .map(|d| d.path().join("rustface-0.1.7/test.png"))
-            .find(|p| p.is_file())
-    });
+    let found = fixtures::group_photo();
     if found.is_none() {
         if std::env::var("FERRITE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
             panic!("rustface-0.1.7/test.png not found in cargo's registry");
