@@ -227,3 +227,85 @@ fn a_body_that_trickles_in_gets_408_and_frees_its_slot() {
     let (status, _) = server.json("POST", "/v1/predict", Some("image/png"), &bomb_png());
     assert_eq!(status, 422, "the slot is free again");
 }
+
+/// Whether a read to the end saw the server close the connection (an end, or a reset when
+/// our unread bytes were still in flight), rather than time out.
+fn closed(read: std::io::Result<usize>) -> bool {
+    match read {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn slow_headers_and_idle_connections_are_closed_after_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = Server::start(&["--header-timeout", "1"]);
+    let idle = std::net::TcpStream::connect(&server.addr).unwrap();
+    let mut slow = std::net::TcpStream::connect(&server.addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let start = Instant::now();
+    // A slowloris client: one more header byte every 200 ms, never the blank line.
+    let mut closed_at = None;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        if slow.write_all(b"X").is_err() {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+    }
+    // The server closes the connection (hyper may answer 408 first).
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    let closed_at = closed_at.unwrap_or_else(|| start.elapsed());
+    assert!(closed(read), "slow connection not closed");
+    assert!(
+        closed_at < Duration::from_secs(4),
+        "slow connection closed only after {closed_at:?}"
+    );
+    let mut idle = idle;
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut nothing = Vec::new();
+    assert!(
+        closed(idle.read_to_end(&mut nothing)),
+        "idle connection left open"
+    );
+    let (status, _, _) = server.request("GET", "/healthz", None, b"");
+    assert_eq!(status, 200, "still serving");
+    let (_, _, metrics) = server.request("GET", "/metrics", None, b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("ferrite_connections_total{outcome=\"header_timeout\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_connection_over_the_cap_gets_503_and_the_cap_frees_when_clients_leave() {
+    use std::io::Read;
+    use std::time::Duration;
+    let server = Server::start(&["--max-connections", "3", "--header-timeout", "30"]);
+    let held: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200)); // let the server accept all three
+    let mut extra = std::net::TcpStream::connect(&server.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = extra.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Retry-After: 1"), "{answer}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _, _) = server.request("GET", "/healthz", None, b"");
+    assert_eq!(status, 200, "slots free again once clients leave");
+}

@@ -7,6 +7,11 @@
 //! 413 body too large, 415 not an image format we read, 422 an image too large to decode or
 //! corrupt, 400 malformed multipart, 503 (with Retry-After) when the queue is full, 408 when
 //! the body trickles in slower than the timeout, 504 when a prediction overruns it.
+//!
+//! Connections are ours to bound, not the framework's: a client gets `header_timeout` to send
+//! each request's headers (this also closes idle keep-alive connections), header blocks are
+//! capped in size (431), and past `max_connections` open connections a new one is answered
+//! 503 and closed, so slow or idle clients cannot pin memory or file descriptors.
 
 mod metrics;
 
@@ -23,6 +28,10 @@ use axum::routing::{get, post};
 use ferrite_data::decode::{DecodeError, decode_image};
 use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
 use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use image::DynamicImage;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,7 +54,21 @@ pub struct ServeConfig {
     pub queue: usize,
     /// Longest the body may take to arrive (→ 408) and, again, a prediction (→ 504).
     pub timeout: Duration,
+    /// Longest a connection may take to send a request's headers, or sit idle between
+    /// requests, before it is closed.
+    pub header_timeout: Duration,
+    /// Open connections at once; more are answered 503 and closed.
+    pub max_connections: usize,
 }
+
+/// Read buffer per connection: bounds the header block (larger gets 431), so that memory
+/// per connection is bounded too. hyper's default is 400 KiB.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Written to a connection over `max_connections` before closing it.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+    Content-Type: application/json\r\nContent-Length: 44\r\nConnection: close\r\n\r\n\
+    {\"error\":\"too many connections, try again\"}";
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -54,6 +77,9 @@ impl Default for ServeConfig {
             max_pixels: ferrite_data::decode::DEFAULT_MAX_PIXELS,
             queue: 16,
             timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            // Below the common 1024 file-descriptor limit, leaving room for the rest.
+            max_connections: 512,
         }
     }
 }
@@ -278,14 +304,58 @@ fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, (StatusCode, St
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; in-flight requests finish.
+///
+/// Our own accept loop rather than `axum::serve`, which sets no header timeout and no
+/// connection limit: a client that opens a connection and sends nothing would hold it forever.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let service = TowerToHyperService::new(router(state.clone()));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    let open = Arc::new(Semaphore::new(state.config.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors or a connection reset before accept: the listener
+                // itself is fine, so wait a moment rather than spin or stop.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            state.metrics.connection("refused");
+            let _ = stream.try_write(BUSY);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        let st = state.clone();
+        tokio::spawn(async move {
+            let outcome = match connection.await {
+                Ok(()) => "closed",
+                Err(e) if e.is_timeout() => "header_timeout",
+                Err(e) if e.is_parse() || e.is_parse_too_large() => "malformed",
+                Err(_) => "broken",
+            };
+            st.metrics.connection(outcome);
+            drop(slot);
+        });
+    }
+    // In-flight requests finish; connections idle in keep-alive close at once.
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -23,6 +23,8 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     /// Latency per route.
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Ended connections per outcome (closed, header_timeout, malformed, broken, refused).
+    connections: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -43,6 +45,15 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    pub fn connection(&self, outcome: &'static str) {
+        *self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(outcome)
+            .or_default() += 1;
     }
 
     /// Requests counted so far with `status` on `route`.
@@ -67,6 +78,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "ferrite_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP ferrite_connections_total Ended connections by outcome.\n");
+        out.push_str("# TYPE ferrite_connections_total counter\n");
+        for (outcome, n) in self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "ferrite_connections_total{{outcome=\"{outcome}\"}} {n}"
             );
         }
         out.push_str("# HELP ferrite_request_seconds HTTP request latency by route.\n");

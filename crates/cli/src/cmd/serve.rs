@@ -37,9 +37,18 @@ pub struct ServeArgs {
     /// Predictions running or waiting at once; beyond that, 503 with Retry-After.
     #[arg(long, default_value_t = 16)]
     queue: usize,
-    /// Longest a prediction may take, in seconds (then 504).
+    /// Longest a request body may take to arrive (then 408) and a prediction may take (then
+    /// 504), in seconds.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     timeout: f64,
+    /// Longest a client may take to send a request's headers, or stay idle between requests,
+    /// in seconds; then the connection is closed (defeats slow-header "slowloris" clients).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Open connections at once; a new one beyond this is answered 503 and closed. Keep it
+    /// below the process's file-descriptor limit (`ulimit -n`).
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    max_connections: usize,
     /// cpu, or gpu[:N] in a build with `--features gpu`.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -52,20 +61,15 @@ pub fn run(args: ServeArgs) -> Result<i32> {
     if let Some(t) = args.threads {
         ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
     }
-    if !(args.max_body_mb > 0.0
-        && args.max_megapixels > 0.0
-        && args.timeout > 0.0
-        && args.queue > 0)
-    {
-        anyhow::bail!("--max-body-mb, --max-megapixels, --timeout and --queue must be positive");
-    }
-    let predictor = crate::cmd::predict::load_predictor(args.model.as_deref(), &args.device)?;
     let config = ServeConfig {
-        max_body_bytes: (args.max_body_mb * 1024.0 * 1024.0) as usize,
-        max_pixels: (args.max_megapixels * 1e6) as u64,
-        queue: args.queue,
-        timeout: Duration::from_secs_f64(args.timeout),
+        max_body_bytes: (positive("--max-body-mb", args.max_body_mb)? * 1024.0 * 1024.0) as usize,
+        max_pixels: (positive("--max-megapixels", args.max_megapixels)? * 1e6) as u64,
+        queue: positive("--queue", args.queue as f64)? as usize,
+        timeout: Duration::from_secs_f64(positive("--timeout", args.timeout)?),
+        header_timeout: Duration::from_secs_f64(positive("--header-timeout", args.header_timeout)?),
+        max_connections: positive("--max-connections", args.max_connections as f64)? as usize,
     };
+    let predictor = crate::cmd::predict::load_predictor(args.model.as_deref(), &args.device)?;
     let state = Arc::new(AppState::new(predictor, config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -87,4 +91,13 @@ pub fn run(args: ServeArgs) -> Result<i32> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(0)
+}
+
+/// `value` if it is a positive, finite number; "inf" parses as a float but is not a limit.
+fn positive(flag: &str, value: f64) -> Result<f64> {
+    if value > 0.0 && value < 1e9 {
+        Ok(value)
+    } else {
+        anyhow::bail!("{flag} must be a positive number below 1e9, got {value}")
+    }
 }
