@@ -152,6 +152,7 @@ fn every_subcommand_fails_cleanly_on_bad_arguments() {
         &["serve", "--timeout", "inf"],
         &["serve", "--header-timeout", "nan"],
         &["serve", "--max-connections", "0"],
+        &["serve", "--max-megapixels-in-flight", "10"],
         &["bench", "--arch", "ferrite", "--batch", "0"],
         &["bench", "--arch", "ferrite", "--iters", "0"],
         &["data", "stats"],

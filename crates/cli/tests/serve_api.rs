@@ -309,3 +309,33 @@ fn a_connection_over_the_cap_gets_503_and_the_cap_frees_when_clients_leave() {
     let (status, _, _) = server.request("GET", "/healthz", None, b"");
     assert_eq!(status, 200, "slots free again once clients leave");
 }
+
+#[test]
+fn large_images_at_once_are_bounded_by_the_pixel_budget() {
+    let Some(photo) = group_photo() else { return };
+    let bytes = std::sync::Arc::new(std::fs::read(photo).unwrap()); // 1666x1136: 1.9 MP
+    let server = std::sync::Arc::new(Server::start(&[
+        "--max-megapixels",
+        "2",
+        "--max-megapixels-in-flight",
+        "3",
+    ]));
+    // The first photo takes over a second (29 faces); a second one at the same time would
+    // take the pixels in flight to 3.8 MP.
+    let first = {
+        let (server, bytes) = (server.clone(), bytes.clone());
+        std::thread::spawn(move || server.json("POST", "/v1/predict", Some("image/png"), &bytes))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, e) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
+    assert_eq!(status, 503, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("large images"), "{e}");
+    let (status, first) = first.join().unwrap();
+    assert_eq!(status, 200, "{first}");
+    // A small image fits beside nothing, and the big one fits again once alone.
+    let (status, again) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
+    assert_eq!(
+        (status, again["faces"].as_array().map(Vec::len)),
+        (200, first["faces"].as_array().map(Vec::len))
+    );
+}

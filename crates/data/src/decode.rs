@@ -25,10 +25,13 @@ pub enum DecodeError {
     Corrupt(String),
 }
 
-/// Decodes `bytes` (format from the content, not a name): the header is read first, and an
-/// image over `max_pixels` is refused before its pixels are; the decoder's own allocations
-/// are capped too (a decompression bomb cannot take gigabytes).
-pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+/// The width and height an image's header announces, without decoding its pixels: what a
+/// caller needs to budget memory before [`decode_image`].
+pub fn image_dimensions(bytes: &[u8]) -> Result<(u32, u32), DecodeError> {
+    header(bytes).map(|(_, w, h)| (w, h))
+}
+
+fn header(bytes: &[u8]) -> Result<(image::ImageFormat, u32, u32), DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -39,6 +42,14 @@ pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, Decod
     let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
         .map_err(|e| DecodeError::Corrupt(format!("cannot read the header: {e}")))?;
+    Ok((format, width, height))
+}
+
+/// Decodes `bytes` (format from the content, not a name): the header is read first, and an
+/// image over `max_pixels` is refused before its pixels are; the decoder's own allocations
+/// are capped too (a decompression bomb cannot take gigabytes).
+pub fn decode_image(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, DecodeError> {
+    let (format, width, height) = header(bytes)?;
     if width as u64 * height as u64 > max_pixels {
         return Err(DecodeError::TooLarge {
             width,

@@ -25,14 +25,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use ferrite_data::decode::{DecodeError, decode_image};
+use ferrite_data::decode::{DecodeError, decode_image, image_dimensions};
 use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
 use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use image::DynamicImage;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -52,6 +51,11 @@ pub struct ServeConfig {
     pub max_pixels: u64,
     /// Predictions running or waiting at once; more are refused with 503.
     pub queue: usize,
+    /// Pixels of the images being decoded and searched at once; a request that would go
+    /// over is refused with 503. Memory is about 16 bytes per pixel (the decoded image, its
+    /// gray copy, the detector's integral images), so this bounds the server's memory when
+    /// many large photos arrive at once. At least `max_pixels`.
+    pub max_pixels_in_flight: u64,
     /// Longest the body may take to arrive (→ 408) and, again, a prediction (→ 504).
     pub timeout: Duration,
     /// Longest a connection may take to send a request's headers, or sit idle between
@@ -61,8 +65,11 @@ pub struct ServeConfig {
     pub max_connections: usize,
 }
 
-/// Read buffer per connection: bounds the header block (larger gets 431), so that memory
-/// per connection is bounded too. hyper's default is 400 KiB.
+const PIXEL_UNIT: u64 = 1024;
+
+/// Read buffer per connection: bounds the header block, so that memory per connection is
+/// bounded too (hyper's default is 400 KiB). hyper checks it between reads, so a head of
+/// 100 KB may still pass; 200 KB gets 431 (measured by the serve_abuse bench).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Written to a connection over `max_connections` before closing it.
@@ -76,6 +83,7 @@ impl Default for ServeConfig {
             max_body_bytes: 10 * 1024 * 1024,
             max_pixels: ferrite_data::decode::DEFAULT_MAX_PIXELS,
             queue: 16,
+            max_pixels_in_flight: 64_000_000,
             timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             // Below the common 1024 file-descriptor limit, leaving room for the rest.
@@ -90,6 +98,8 @@ pub struct AppState {
     classes: Vec<String>,
     model: Value,
     permits: Arc<Semaphore>,
+    /// The pixel budget, in units of PIXEL_UNIT pixels (a semaphore counts in u32).
+    pixels: Arc<Semaphore>,
     config: ServeConfig,
     pub metrics: Metrics,
 }
@@ -112,6 +122,9 @@ impl AppState {
             classes: meta.classes.clone(),
             model,
             permits: Arc::new(Semaphore::new(config.queue.max(1))),
+            pixels: Arc::new(Semaphore::new(
+                (config.max_pixels_in_flight.max(config.max_pixels) / PIXEL_UNIT) as usize + 1,
+            )),
             predictor: Arc::new(Mutex::new(predictor)),
             config,
             metrics: Metrics::default(),
@@ -162,6 +175,14 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// 503 with Retry-After: a limit is reached, the request can be sent again shortly.
+fn busy(message: &str) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
 /// Query options of `/v1/predict`, as `ferrite predict`'s flags.
 #[derive(Debug, Deserialize)]
 struct PredictQuery {
@@ -176,15 +197,21 @@ async fn predict(
     Query(q): Query<PredictQuery>,
     req: Request,
 ) -> Response {
+    // A body announced too large is refused before it is read, rather than after the
+    // client has sent 10 MB (or stalled partway and held a slot until the timeout).
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > st.config.max_body_bytes as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {} bytes", st.config.max_body_bytes),
+        );
+    }
     // Refuse at once when full, before reading the body: memory stays bounded under load.
     let Ok(permit) = st.permits.clone().try_acquire_owned() else {
-        let mut r = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy: too many predictions at once, retry shortly",
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
+        return busy("busy: too many predictions at once, retry shortly");
     };
     let min_face = q.min_face.unwrap_or(DetectOptions::default().min_face);
     if !q.no_detect && min_face < MIN_FACE_FLOOR {
@@ -204,10 +231,22 @@ async fn predict(
             );
         }
     };
-    let image = match decode(&bytes, st.config.max_pixels) {
-        Ok(img) => img,
-        Err((status, msg)) => return error(status, msg),
+    let pixels = match image_dimensions(&bytes) {
+        Ok((w, h)) => w as u64 * h as u64,
+        Err(e) => return error(decode_status(&e), e.to_string()),
     };
+    // Over max_pixels, decode_image refuses it at once; within, it takes its share of the
+    // pixel budget until the work is done.
+    let budget = if pixels > st.config.max_pixels {
+        None
+    } else {
+        let units = pixels.div_ceil(PIXEL_UNIT).min(u32::MAX as u64) as u32;
+        match st.pixels.clone().try_acquire_many_owned(units) {
+            Ok(b) => Some(b),
+            Err(_) => return busy("busy: too many large images at once, retry shortly"),
+        }
+    };
+    let max_pixels = st.config.max_pixels;
     let options = FaceOptions {
         detect: (!q.no_detect).then_some(DetectOptions {
             min_face,
@@ -216,19 +255,26 @@ async fn predict(
         ..FaceOptions::default()
     };
     let predictor = st.predictor.clone();
+    // Decoding too is off the async threads: a 40-megapixel PNG takes seconds, and the
+    // threads that accept connections and answer /healthz must not wait for it.
     let work = tokio::task::spawn_blocking(move || {
-        let _permit = permit; // the slot stays taken until the work is done, even after a timeout
+        // The slot and the pixels stay taken until the work is done, even after a timeout.
+        let _taken = (permit, budget);
+        let image =
+            decode_image(&bytes, max_pixels).map_err(|e| (decode_status(&e), e.to_string()))?;
+        drop(bytes);
         // Detection (most of the time) runs for many requests at once; only the network,
         // which is not shareable between threads, is taken in turn.
-        let found = find_faces(std::slice::from_ref(&image), &options)?;
+        let found = find_faces(std::slice::from_ref(&image), &options)
+            .map_err(|msg| (StatusCode::BAD_REQUEST, msg))?;
         drop(image);
         let predictor = predictor.lock().unwrap_or_else(|e| e.into_inner());
-        Ok::<_, String>(classify_faces(found, &predictor))
+        Ok(classify_faces(found, &predictor))
     });
     match tokio::time::timeout(st.config.timeout, work).await {
         Err(_) => error(StatusCode::GATEWAY_TIMEOUT, "the prediction took too long"),
         Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "the prediction failed"),
-        Ok(Ok(Err(msg))) => error(StatusCode::BAD_REQUEST, msg),
+        Ok(Ok(Err((status, msg)))) => error(status, msg),
         Ok(Ok(Ok(mut preds))) => axum::Json(preds.remove(0).to_json(&st.classes)).into_response(),
     }
 }
@@ -291,16 +337,14 @@ async fn image_bytes(req: Request, st: &Arc<AppState>) -> Result<Bytes, Response
     }
 }
 
-/// Decodes an upload: an unknown format is 415, anything else wrong with it (too large,
-/// corrupt, empty) 422; the size is checked from the header, before any pixel is allocated.
-fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, (StatusCode, String)> {
-    decode_image(bytes, max_pixels).map_err(|e| {
-        let status = match e {
-            DecodeError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        (status, e.to_string())
-    })
+/// The status for an upload we cannot decode: an unknown format is 415, anything else wrong
+/// with it (too large, corrupt, empty) 422; the size is checked from the header, before any
+/// pixel is allocated.
+fn decode_status(e: &DecodeError) -> StatusCode {
+    match e {
+        DecodeError::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves; in-flight requests finish.

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// Predictions running or waiting at once; beyond that, 503 with Retry-After.
     #[arg(long, default_value_t = 16)]
     queue: usize,
+    /// Megapixels of images being decoded and searched at once; a request that would go
+    /// over gets 503 with Retry-After. Bounds memory (about 16 bytes per pixel: 64 MP is
+    /// about 1 GB); at least --max-megapixels.
+    #[arg(long, value_name = "MP", default_value_t = 64.0)]
+    max_megapixels_in_flight: f64,
     /// Longest a request body may take to arrive (then 408) and a prediction may take (then
     /// 504), in seconds.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
@@ -65,10 +70,22 @@ pub fn run(args: ServeArgs) -> Result<i32> {
         max_body_bytes: (positive("--max-body-mb", args.max_body_mb)? * 1024.0 * 1024.0) as usize,
         max_pixels: (positive("--max-megapixels", args.max_megapixels)? * 1e6) as u64,
         queue: positive("--queue", args.queue as f64)? as usize,
+        max_pixels_in_flight: (positive(
+            "--max-megapixels-in-flight",
+            args.max_megapixels_in_flight,
+        )? * 1e6) as u64,
         timeout: Duration::from_secs_f64(positive("--timeout", args.timeout)?),
         header_timeout: Duration::from_secs_f64(positive("--header-timeout", args.header_timeout)?),
         max_connections: positive("--max-connections", args.max_connections as f64)? as usize,
     };
+    if config.max_pixels_in_flight < config.max_pixels {
+        anyhow::bail!(
+            "--max-megapixels-in-flight ({}) must be at least --max-megapixels ({}), or the \
+             largest images could never be served",
+            args.max_megapixels_in_flight,
+            args.max_megapixels
+        );
+    }
     let predictor = crate::cmd::predict::load_predictor(args.model.as_deref(), &args.device)?;
     let state = Arc::new(AppState::new(predictor, config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
