@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use server::Server;
+use server::{Server, bomb_png};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -211,26 +211,6 @@ fn png(width: u32, height: u32) -> Vec<u8> {
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
         .unwrap();
     out
-}
-
-/// A PNG whose header claims 100000 x 100000 pixels, with 5 bytes of "pixel data".
-fn bomb_png() -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(100_000u32.to_be_bytes());
-    ihdr.extend(100_000u32.to_be_bytes());
-    ihdr.extend([8, 0, 0, 0, 0]);
-    for (kind, data) in [
-        (&b"IHDR"[..], &ihdr[4..]),
-        (&b"IDAT"[..], &b"\x78\x9c\x03\x00"[..]),
-        (&b"IEND"[..], &b""[..]),
-    ] {
-        png.extend((data.len() as u32).to_be_bytes());
-        let chunk = [kind, data].concat();
-        png.extend(&chunk);
-        png.extend(crc32fast::hash(&chunk).to_be_bytes());
-    }
-    png
 }
 
 /// Requests wrong in every way we could think of, each with a name.

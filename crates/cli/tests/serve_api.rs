@@ -3,31 +3,7 @@
 mod common;
 
 use common::group_photo;
-use common::server::Server;
-
-/// A PNG whose header claims 100000 x 100000 pixels (a decompression bomb's calling card),
-/// with valid CRCs and no pixel data.
-fn bomb_png() -> Vec<u8> {
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(100_000u32.to_be_bytes());
-    ihdr.extend(100_000u32.to_be_bytes());
-    ihdr.extend([8, 0, 0, 0, 0]); // 8-bit gray
-    png.extend(13u32.to_be_bytes());
-    png.extend(&ihdr);
-    png.extend(crc32fast::hash(&ihdr).to_be_bytes());
-    // A few bytes of "compressed pixels": a decoder reads the header up to here.
-    for (kind, data) in [
-        (&b"IDAT"[..], &b"\x78\x9c\x03\x00"[..]),
-        (&b"IEND"[..], &b""[..]),
-    ] {
-        png.extend((data.len() as u32).to_be_bytes());
-        let chunk = [kind, data].concat();
-        png.extend(&chunk);
-        png.extend(crc32fast::hash(&chunk).to_be_bytes());
-    }
-    png
-}
+use common::server::{Server, bomb_png};
 
 #[test]
 fn health_model_page_and_metrics() {

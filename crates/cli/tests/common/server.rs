@@ -1,4 +1,5 @@
-//! A `ferrite serve` child process on a free loopback port, and a plain HTTP/1.1 client for it.
+//! A `ferrite serve` child process on a free loopback port, a plain HTTP/1.1 client for it,
+//! and a decompression bomb to send it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -119,4 +120,28 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         b = &b[end + 4 + size..];
     }
     out
+}
+
+/// A PNG whose header claims 100000 x 100000 pixels (a decompression bomb's calling card),
+/// with valid CRCs and no pixel data.
+pub fn bomb_png() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend(100_000u32.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]); // 8-bit gray
+    png.extend(13u32.to_be_bytes());
+    png.extend(&ihdr);
+    png.extend(crc32fast::hash(&ihdr).to_be_bytes());
+    // A few bytes of "compressed pixels": a decoder reads the header up to here.
+    for (kind, data) in [
+        (&b"IDAT"[..], &b"\x78\x9c\x03\x00"[..]),
+        (&b"IEND"[..], &b""[..]),
+    ] {
+        png.extend((data.len() as u32).to_be_bytes());
+        let chunk = [kind, data].concat();
+        png.extend(&chunk);
+        png.extend(crc32fast::hash(&chunk).to_be_bytes());
+    }
+    png
 }
