@@ -90,7 +90,9 @@ fn bad_files_are_reported_and_the_others_still_processed() {
     // The blank image is processed: one CSV row with no face.
     let rows: Vec<&str> = stdout.lines().collect();
     assert!(
-        rows[0].starts_with("path,face,x,y,width,height,score,top,Angry"),
+        rows[0]
+            == "path,face,x,y,width,height,score,top,neutral,happiness,surprise,sadness,\
+                    anger,disgust,fear,contempt",
         "{}",
         rows[0]
     );

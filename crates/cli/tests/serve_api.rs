@@ -13,7 +13,11 @@ fn health_model_page_and_metrics() {
     let (status, model) = server.json("GET", "/v1/model", None, b"");
     assert_eq!(status, 200);
     assert_eq!(model["source"], "built-in");
-    assert_eq!(model["classes"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        model["classes"].as_array().unwrap().len(),
+        8,
+        "the FERPlus classes"
+    );
     let (status, headers, page) = server.request("GET", "/", None, b"");
     assert_eq!(status, 200);
     assert!(headers.to_ascii_lowercase().contains("text/html"));
