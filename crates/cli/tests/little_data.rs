@@ -258,4 +258,32 @@ fn curve_writes_a_row_per_run_and_resumes() {
         std::fs::read_to_string(out.join("curve.csv")).unwrap(),
         text
     );
+
+    // Another network into the same folder: its runs are new rows beside the others. Its
+    // 20 images are copied 17 times so that 2 epochs take the 12 steps asked for
+    // (6 batches of 64 each), where 12 epochs of one batch would have validated 12 times.
+    #[rustfmt::skip]
+    let more = [
+        "curve", "--images", data.to_str().unwrap(), "--per-class", "5", "--repeats", "1",
+        "--arch", "mini-xception", "--methods", "scratch",
+        "--epochs", "2", "--min-steps", "12", "--out", out.to_str().unwrap(),
+    ];
+    let run = ferrite(&more);
+    let (table, log) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{log}");
+    assert!(log.contains("8 runs done"), "{log}");
+    assert!(log.contains("scratch (mini-xception): 20 images, 34 passes"), "{log}");
+    let text = std::fs::read_to_string(out.join("curve.csv")).unwrap();
+    let added: Vec<&str> = text.lines().last().unwrap().split(',').collect();
+    assert_eq!(&added[..6], ["scratch", "mini-xception", "5", "1", "20", "34"]);
+    let best: usize = added[6].parse().unwrap();
+    assert!(best == 17 || best == 34, "{added:?}");
+    assert_eq!(text.lines().count(), 1 + 9);
+    assert!(
+        table.contains("mini-xception") && table.contains("ferrite"),
+        "{table}"
+    );
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use ferrite_data::SplitRole;
+use ferrite_data::{Samples, SplitRole};
 use ferrite_data::folds::per_class;
 use ferrite_model::ArchKind;
 use ferrite_train::plot::{CurveLine, learning_curve};
@@ -29,10 +29,13 @@ use crate::output::{align_numbers, table};
 /// built-in model (or --from) is fine-tuned on the same images. Every run chooses its epoch
 /// on the same stratified subset of the validation split (--val-limit, default 700 images)
 /// and is scored once on the whole test split. Runs take at least --min-steps optimiser
-/// steps (tiny sets get more epochs). Results go to OUT/curve.csv, a row per run as it
-/// finishes (run the same command again to continue a stopped curve), and OUT/curve.png.
+/// steps (tiny sets make more passes over their images). Results go to OUT/curve.csv, a
+/// row per run as it finishes (run the same command again to continue a stopped curve),
+/// and OUT/curve.png. Rows are kept per network, so a second command with another --arch
+/// and the same --out adds its line to the same plot.
 ///
 /// Example: ferrite curve --fer2013 fer2013.csv.gz --per-class 10,25,50,100,250 --repeats 3 --out runs/curve
+///          ferrite curve --fer2013 fer2013.csv.gz --per-class 10,25,50,100,250 --repeats 3 --out runs/curve --arch mini-xception --methods scratch
 #[derive(Debug, Args)]
 pub struct CurveArgs {
     #[command(flatten)]
@@ -104,6 +107,24 @@ impl Method {
     }
 }
 
+/// How many copies of a drawn training set make `epochs` epochs over them take at least
+/// `min_steps` optimiser steps. A tiny draw (70 faces are two batches) would
+/// otherwise need 150 epochs to reach the step budget, and validating after each of those
+/// two-batch epochs cost more than the training itself.
+fn copies_needed(images: usize, batch_size: usize, epochs: usize, min_steps: usize) -> usize {
+    let per_epoch = min_steps.div_ceil(epochs);
+    // The fewest copies whose images spill into batch number `per_epoch`.
+    ((per_epoch.saturating_sub(1) * batch_size + 1).div_ceil(images.max(1))).max(1)
+}
+
+/// `copies` copies of the samples; the augmentation differs between the copies, as it
+/// is drawn per position.
+fn repeated(samples: &Samples, copies: usize, classes: usize) -> Samples {
+    let indices: Vec<usize> = (0..copies).flat_map(|_| 0..samples.len()).collect();
+    samples.subset(&indices, classes)
+}
+
+/// `epochs` and `best_epoch` count passes over the drawn images.
 const HEADER: &str =
     "method,arch,per_class,repeat,train_images,epochs,best_epoch,accuracy,macro_f1,seconds";
 
@@ -172,15 +193,18 @@ fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// A line of the curve: method and network.
+type Line = (String, String);
+
 /// Mean and sample standard deviation of accuracy and the mean training-set size, per
-/// (method, size).
-type Summary = BTreeMap<(String, String), (f64, f64, f64, usize)>;
+/// line and size.
+type Summary = BTreeMap<(Line, String), (f64, f64, f64, usize)>;
 
 fn summarise(rows: &[Row]) -> Summary {
-    let mut groups: BTreeMap<(String, String), Vec<&Row>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Line, String), Vec<&Row>> = BTreeMap::new();
     for r in rows {
         groups
-            .entry((r.method.clone(), r.per_class.clone()))
+            .entry(((r.method.clone(), r.arch.clone()), r.per_class.clone()))
             .or_default()
             .push(r);
     }
@@ -197,11 +221,7 @@ fn summarise(rows: &[Row]) -> Summary {
 
 fn draw(rows: &[Row], classes: usize, dataset: &str, path: &Path) -> Result<()> {
     let mut lines: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
-    for ((method, _), (images, mean, std, _)) in summarise(rows) {
-        let arch = rows
-            .iter()
-            .find(|r| r.method == method)
-            .map_or("", |r| r.arch.as_str());
+    for (((method, arch), _), (images, mean, std, _)) in summarise(rows) {
         lines
             .entry(format!("{method} ({arch})"))
             .or_default()
@@ -281,14 +301,6 @@ pub fn run(args: CurveArgs) -> Result<i32> {
             let chosen = per_class(base.train.labels(), classes, size.0, draw_seed);
             let train = Arc::new(base.train.subset(&chosen, classes));
             for &method in &args.methods {
-                let done = rows.iter().any(|r| {
-                    r.method == method.name()
-                        && r.per_class == size.to_string()
-                        && r.repeat == repeat + 1
-                });
-                if done {
-                    continue;
-                }
                 let (start, mut config) = match method {
                     Method::Scratch => (
                         Start::Scratch,
@@ -300,18 +312,23 @@ pub fn run(args: CurveArgs) -> Result<i32> {
                         0,
                     )?,
                 };
-                // One epoch budget for both methods; small sets get at least min_steps.
-                let batches = train.len().div_ceil(config.batch_size);
-                config.epochs = args
-                    .options
-                    .epochs
-                    .unwrap_or(30)
-                    .max(args.min_steps.div_ceil(batches));
-                config.seed = draw_seed;
                 let arch = config.arch.to_string();
-                let epochs = config.epochs;
+                let done = rows.iter().any(|r| {
+                    r.method == method.name()
+                        && r.arch == arch
+                        && r.per_class == size.to_string()
+                        && r.repeat == repeat + 1
+                });
+                if done {
+                    continue;
+                }
+                config.epochs = args.options.epochs.unwrap_or(30);
+                config.seed = draw_seed;
+                let copies =
+                    copies_needed(train.len(), config.batch_size, config.epochs, args.min_steps);
+                let epochs = config.epochs * copies;
                 eprintln!(
-                    "{} per class, repeat {}/{}, {}: {} images, {epochs} epochs",
+                    "{} per class, repeat {}/{}, {} ({arch}): {} images, {epochs} passes",
                     size,
                     repeat + 1,
                     args.repeats,
@@ -319,7 +336,7 @@ pub fn run(args: CurveArgs) -> Result<i32> {
                     train.len()
                 );
                 let data = TrainData {
-                    train: train.clone(),
+                    train: Arc::new(repeated(&train, copies, classes)),
                     ..base.clone()
                 };
                 let out =
@@ -341,7 +358,7 @@ pub fn run(args: CurveArgs) -> Result<i32> {
                     repeat: repeat + 1,
                     train_images: train.len(),
                     epochs,
-                    best_epoch: scores.epoch,
+                    best_epoch: scores.epoch * copies,
                     accuracy: scores.accuracy,
                     macro_f1: scores.macro_f1,
                     seconds: scores.seconds,
@@ -352,11 +369,13 @@ pub fn run(args: CurveArgs) -> Result<i32> {
         }
     }
 
+    // Every line in the file, this command's and earlier ones', size by size.
     let summary = summarise(&rows);
     let mut t = table(
         [
             "per class",
             "method",
+            "network",
             "runs",
             "train images",
             "test accuracy",
@@ -364,14 +383,19 @@ pub fn run(args: CurveArgs) -> Result<i32> {
         .map(String::from)
         .to_vec(),
     );
-    for &size in &sizes {
-        for &method in &args.methods {
-            if let Some((images, mean, std, n)) =
-                summary.get(&(method.name().to_string(), size.to_string()))
-            {
+    let mut all_sizes: Vec<PerClass> = summary
+        .keys()
+        .filter_map(|(_, size)| parse_per_class(size).ok())
+        .collect();
+    all_sizes.sort();
+    all_sizes.dedup();
+    for size in all_sizes {
+        for (((method, arch), s), (images, mean, std, n)) in &summary {
+            if *s == size.to_string() {
                 t.add_row(vec![
-                    size.to_string(),
-                    method.name().into(),
+                    s.clone(),
+                    method.clone(),
+                    arch.clone(),
                     n.to_string(),
                     format!("{images:.0}"),
                     format!("{:.2} ± {:.2} %", mean * 100.0, std * 100.0),
@@ -383,4 +407,23 @@ pub fn run(args: CurveArgs) -> Result<i32> {
     println!("{t}");
     println!("\n{} and {}", csv.display(), png.display());
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_draws_are_copied_until_epochs_reach_the_step_budget() {
+        // 10 faces x 7 classes: two batches; 9 copies, 10 batches x 30 epochs = 300 steps.
+        assert_eq!(copies_needed(70, 64, 30, 300), 9);
+        // 250 x 7 faces: 28 batches an epoch; 30 epochs pass the budget as they are.
+        assert_eq!(copies_needed(1750, 64, 30, 300), 1);
+        for (images, epochs, steps) in [(5, 1, 1), (640, 3, 40), (700, 30, 1000), (33, 7, 301)] {
+            let r = copies_needed(images, 64, epochs, steps);
+            assert!(epochs * (images * r).div_ceil(64) >= steps, "{images} {epochs} {steps}");
+            // One repeat fewer would not have been enough.
+            assert!(r == 1 || epochs * (images * (r - 1)).div_ceil(64) < steps);
+        }
+    }
 }
