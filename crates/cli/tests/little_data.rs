@@ -275,10 +275,16 @@ fn curve_writes_a_row_per_run_and_resumes() {
     );
     assert!(run.status.success(), "{log}");
     assert!(log.contains("8 runs done"), "{log}");
-    assert!(log.contains("scratch (mini-xception): 20 images, 34 passes"), "{log}");
+    assert!(
+        log.contains("scratch (mini-xception): 20 images, 34 passes"),
+        "{log}"
+    );
     let text = std::fs::read_to_string(out.join("curve.csv")).unwrap();
     let added: Vec<&str> = text.lines().last().unwrap().split(',').collect();
-    assert_eq!(&added[..6], ["scratch", "mini-xception", "5", "1", "20", "34"]);
+    assert_eq!(
+        &added[..6],
+        ["scratch", "mini-xception", "5", "1", "20", "34"]
+    );
     let best: usize = added[6].parse().unwrap();
     assert!(best == 17 || best == 34, "{added:?}");
     assert_eq!(text.lines().count(), 1 + 9);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use ferrite_data::{Samples, SplitRole};
 use ferrite_data::folds::per_class;
+use ferrite_data::{Samples, SplitRole};
 use ferrite_model::ArchKind;
 use ferrite_train::plot::{CurveLine, learning_curve};
 use ferrite_train::study::{fit_and_score, mean_std};
@@ -324,8 +324,12 @@ pub fn run(args: CurveArgs) -> Result<i32> {
                 }
                 config.epochs = args.options.epochs.unwrap_or(30);
                 config.seed = draw_seed;
-                let copies =
-                    copies_needed(train.len(), config.batch_size, config.epochs, args.min_steps);
+                let copies = copies_needed(
+                    train.len(),
+                    config.batch_size,
+                    config.epochs,
+                    args.min_steps,
+                );
                 let epochs = config.epochs * copies;
                 eprintln!(
                     "{} per class, repeat {}/{}, {} ({arch}): {} images, {epochs} passes",
@@ -421,7 +425,10 @@ mod tests {
         assert_eq!(copies_needed(1750, 64, 30, 300), 1);
         for (images, epochs, steps) in [(5, 1, 1), (640, 3, 40), (700, 30, 1000), (33, 7, 301)] {
             let r = copies_needed(images, 64, epochs, steps);
-            assert!(epochs * (images * r).div_ceil(64) >= steps, "{images} {epochs} {steps}");
+            assert!(
+                epochs * (images * r).div_ceil(64) >= steps,
+                "{images} {epochs} {steps}"
+            );
             // One repeat fewer would not have been enough.
             assert!(r == 1 || epochs * (images * (r - 1)).div_ceil(64) < steps);
         }
