@@ -1,17 +1,19 @@
 //! The committed models on the real test splits: a guard for every later change to data
-//! loading, the networks, kernels or evaluation. Each must score at least its floor; the
-//! floors are the accuracies measured when the model was committed (models/README.md),
-//! printed beside the paper's figure.
+//! loading, the networks, kernels or evaluation. Each must score at least its floor (the
+//! accuracy measured when the model was committed, models/README.md, or the paper's figure
+//! where that is lower) and the paper's figure in the TTA mode chosen on PublicTest.
 
 mod common;
 
 use common::*;
 use serde_json::Value;
 
-/// PrivateTest accuracy of models/fer2013.safetensors without TTA, as measured. Below the
-/// paper's 69.32 %, which this model reaches only with TTA (69.27 %): the floor is what we
-/// measured, so that the guard cannot pass by a claim we have not earned.
-const FER2013_FLOOR: f64 = 0.6818;
+/// PrivateTest accuracy of models/fer2013.safetensors without TTA: measured 68.99 % (2,476
+/// of 3,589 faces), less three faces of slack for rounding changes in the kernels. Below
+/// the paper's 69.32 %, which this model reaches with the TTA chosen on PublicTest (crops:
+/// 69.41 %), checked separately against the paper's figure.
+const FER2013_FLOOR: f64 = 0.6890;
+const FER2013_PAPER: f64 = 0.6932;
 /// The paper's FERPlus figure. models/ferplus.safetensors measured 86.84 % on the FERPlus
 /// test split (majority vote) without TTA when committed, so here the paper is the floor.
 const FERPLUS_FLOOR: f64 = 0.8535;
@@ -22,10 +24,17 @@ fn model(relative: &str) -> std::path::PathBuf {
         .join(relative)
 }
 
-/// Test-split accuracy of a committed model, without TTA.
-fn accuracy(file: &str, dataset: &[&str]) -> f64 {
+/// Test-split accuracy of a committed model, with `tta` (none, flip, crops).
+fn accuracy(file: &str, dataset: &[&str], tta: &str) -> f64 {
     let path = model(file);
-    let mut args = vec!["eval", "--model", path.to_str().unwrap(), "--json"];
+    let mut args = vec![
+        "eval",
+        "--model",
+        path.to_str().unwrap(),
+        "--json",
+        "--tta",
+        tta,
+    ];
     args.extend(dataset);
     let json: Value = serde_json::from_str(&ferrite_ok(&args)).unwrap();
     json["accuracy"].as_f64().unwrap()
@@ -35,11 +44,20 @@ fn accuracy(file: &str, dataset: &[&str]) -> f64 {
 fn fer2013_model_holds_its_privatetest_accuracy() {
     let Some(csv) = fer2013() else { return };
     let file = "models/fer2013.safetensors";
-    let acc = accuracy(file, &["--fer2013", csv.to_str().unwrap()]);
-    eprintln!("{file}: PrivateTest {acc:.4} (floor {FER2013_FLOOR:.4}, paper 0.6932)");
+    let data = ["--fer2013", csv.to_str().unwrap()];
+    let plain = accuracy(file, &data, "none");
+    let crops = accuracy(file, &data, "crops");
+    eprintln!(
+        "{file}: PrivateTest {plain:.4} (floor {FER2013_FLOOR:.4}), with TTA crops {crops:.4} \
+         (paper {FER2013_PAPER:.4})"
+    );
     assert!(
-        acc >= FER2013_FLOOR,
-        "{file}: PrivateTest {acc:.4} < {FER2013_FLOOR:.4}"
+        plain >= FER2013_FLOOR,
+        "{file}: PrivateTest {plain:.4} < {FER2013_FLOOR:.4}"
+    );
+    assert!(
+        crops >= FER2013_PAPER,
+        "{file}: PrivateTest with TTA crops {crops:.4} < the paper's {FER2013_PAPER:.4}"
     );
 }
 
@@ -57,6 +75,7 @@ fn ferplus_model_holds_its_test_accuracy() {
             "--ferplus",
             votes.to_str().unwrap(),
         ],
+        "none",
     );
     eprintln!("{file}: FERPlus test {acc:.4} (floor = paper {FERPLUS_FLOOR:.4}, measured 0.8684)");
     assert!(
