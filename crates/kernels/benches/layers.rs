@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p ferrite-kernels` prints milliseconds per call and GFLOP/s for the forward
 //! pass and for the backward pass (both gradients) of every conv shape of the network, and
-//! for batch norm + ReLU and 2x2 max pooling at each resolution.
+//! for batch norm + ReLU and 2x2 max pooling at each resolution, and for mini-Xception's
+//! depthwise convolutions.
 
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
-use ferrite_kernels::{conv2d, max_pool2x2, norm_train};
+use ferrite_kernels::{conv2d, depthwise_conv2d, max_pool2x2, norm_train};
 
 const BATCH: usize = 64;
 
@@ -128,6 +129,22 @@ fn main() {
         let burn = forward_backward(shape, &|x| max_pool2d(x, MaxPoolOptions::new([2, 2])));
         println!(
             "| max pool 2x2 | {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            ours.0, burn.0, ours.1, burn.1
+        );
+    }
+    // mini-Xception's depthwise 3x3 convs.
+    for (c, side) in [(8, 44), (16, 44), (32, 22), (64, 11), (128, 6)] {
+        let w = random([c, 1, 3, 3], &Device::flex());
+        let wa = w.clone();
+        let ours = forward_backward([BATCH, c, side, side], &move |x| {
+            depthwise_conv2d(x.clone(), wa.clone().to_device(&x.device()), [1, 1])
+        });
+        let burn = forward_backward([BATCH, c, side, side], &move |x| {
+            let w = w.clone().to_device(&x.device());
+            burn_conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], c))
+        });
+        println!(
+            "| depthwise conv 3x3 | {c}x{side}x{side} | {:.1} | {:.1} | {:.1} | {:.1} |",
             ours.0, burn.0, ours.1, burn.1
         );
     }

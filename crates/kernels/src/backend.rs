@@ -10,9 +10,11 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, ExtensionType, Flex, TensorMetadata, backend_extension};
+use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, TensorData};
 
 use crate::conv::{self, ConvShape};
+use crate::depthwise::{self, DepthwiseShape};
 use crate::norm::{self, NormShape};
 use crate::pool::{self, PoolShape};
 
@@ -55,6 +57,22 @@ pub trait KernelOps: Backend {
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         stride: [usize; 2],
+        padding: [usize; 2],
+        need_x_grad: bool,
+    ) -> ConvGrads<Self>;
+
+    /// Depthwise 2-D convolution, stride 1, dilation 1, no bias: `x` is `[n, c, h, w]`,
+    /// `weight` `[c, 1, kh, kw]`.
+    fn ferrite_depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> FloatTensor<Self>;
+
+    fn ferrite_depthwise_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
         padding: [usize; 2],
         need_x_grad: bool,
     ) -> ConvGrads<Self>;
@@ -147,6 +165,24 @@ fn conv_shape(
     }
 }
 
+fn depthwise_shape(x: &FlexTensor, w: &FlexTensor, padding: [usize; 2]) -> DepthwiseShape {
+    let [batch, channels, h, w_] = x.shape().dims::<4>();
+    let [wc, one, kh, kw] = w.shape().dims::<4>();
+    assert!(
+        wc == channels && one == 1,
+        "depthwise conv2d: input has {channels} channels, weight is [{wc}, {one}, ..]"
+    );
+    DepthwiseShape {
+        batch,
+        channels,
+        h,
+        w: w_,
+        kh,
+        kw,
+        padding,
+    }
+}
+
 fn norm_shape(x: &FlexTensor) -> NormShape {
     let dims = x.shape().dims::<4>();
     NormShape {
@@ -218,6 +254,41 @@ impl KernelOps for Flex {
         ConvGrads {
             x_grad: tensor(dx, &x_shape),
             weight_grad: tensor(dw, &weight.shape().dims::<4>()),
+        }
+    }
+
+    fn ferrite_depthwise_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        padding: [usize; 2],
+    ) -> FlexTensor {
+        // burn's own forward: a direct per-plane kernel already.
+        let [channels, ..] = weight.shape().dims::<4>();
+        let options = ConvOptions::new([1, 1], padding, [1, 1], channels);
+        <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, options)
+    }
+
+    fn ferrite_depthwise_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        padding: [usize; 2],
+        need_x_grad: bool,
+    ) -> ConvGrads<Self> {
+        let s = depthwise_shape(&x, &weight, padding);
+        let w = values(&weight);
+        s.check(&values(&x), &w);
+        let weight_dims = weight.shape().dims::<4>();
+        let weight_grad = depthwise::weight_grad(&s, &values(&x), &values(&output_grad));
+        let x_grad = if need_x_grad {
+            let turned = tensor(depthwise::turned(&w, s.kh * s.kw), &weight_dims);
+            Self::ferrite_depthwise_conv2d(output_grad, turned, s.transposed_padding())
+        } else {
+            tensor(Vec::new(), &[0])
+        };
+        ConvGrads {
+            x_grad,
+            weight_grad: tensor(weight_grad, &weight_dims),
         }
     }
 
@@ -297,6 +368,88 @@ impl KernelOps for Flex {
 // ---------------------------------------------------------------------------------------------
 // autodiff: one graph node per op, whose backward calls the inner backend's backward kernel
 
+/// Which convolution a [`ConvBackward`] node differentiates.
+#[derive(Debug, Clone, Copy)]
+enum ConvKind {
+    /// [`KernelOps::ferrite_conv2d`] with this stride.
+    Full { stride: [usize; 2] },
+    /// [`KernelOps::ferrite_depthwise_conv2d`].
+    Depthwise,
+}
+
+impl ConvKind {
+    fn forward<B: KernelOps>(
+        self,
+        x: FloatTensor<B>,
+        weight: FloatTensor<B>,
+        padding: [usize; 2],
+    ) -> FloatTensor<B> {
+        match self {
+            ConvKind::Full { stride } => B::ferrite_conv2d(x, weight, stride, padding),
+            ConvKind::Depthwise => B::ferrite_depthwise_conv2d(x, weight, padding),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl<B: KernelOps> Backward<B, 2> for ConvBackward {
+    type State = (NodeId, NodeId, ConvKind, [usize; 2]);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, kind, padding) = ops.state;
+        let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+        let weight = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
+        let need_x = node_x.is_some();
+        let g = match kind {
+            ConvKind::Full { stride } => {
+                B::ferrite_conv2d_backward(x, weight, grad, stride, padding, need_x)
+            }
+            ConvKind::Depthwise => {
+                B::ferrite_depthwise_conv2d_backward(x, weight, grad, padding, need_x)
+            }
+        };
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, g.x_grad);
+        }
+        if let Some(node) = node_weight {
+            grads.register::<B>(node.id, g.weight_grad);
+        }
+    }
+}
+
+/// A convolution as one autodiff node, whose backward runs the inner backend's kernel.
+fn tracked_conv<B: KernelOps, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    kind: ConvKind,
+    padding: [usize; 2],
+) -> FloatTensor<Autodiff<B, C>> {
+    match ConvBackward
+        .prepare::<C>([x.node(), weight.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let x_state = prep.checkpoint(&x);
+            let weight_state = prep.checkpoint(&weight);
+            let out = kind.forward::<B>(x.into_primitive(), weight.into_primitive(), padding);
+            prep.finish((x_state, weight_state, kind, padding), out)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(kind.forward::<B>(x.into_primitive(), weight.into_primitive(), padding))
+        }
+    }
+}
+
 impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
     fn ferrite_conv2d(
         x: FloatTensor<Self>,
@@ -304,54 +457,25 @@ impl<B: KernelOps, C: CheckpointStrategy> KernelOps for Autodiff<B, C> {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct ConvBackward;
+        tracked_conv::<B, C>(x, weight, ConvKind::Full { stride }, padding)
+    }
 
-        impl<B: KernelOps> Backward<B, 2> for ConvBackward {
-            type State = (NodeId, NodeId, [usize; 2], [usize; 2]);
+    fn ferrite_depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
+        tracked_conv::<B, C>(x, weight, ConvKind::Depthwise, padding)
+    }
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_weight] = ops.parents;
-                let grad = grads.consume::<B>(&ops.node);
-                let (x_state, weight_state, stride, padding) = ops.state;
-                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
-                let weight =
-                    checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(weight_state);
-                let g =
-                    B::ferrite_conv2d_backward(x, weight, grad, stride, padding, node_x.is_some());
-                if let Some(node) = node_x {
-                    grads.register::<B>(node.id, g.x_grad);
-                }
-                if let Some(node) = node_weight {
-                    grads.register::<B>(node.id, g.weight_grad);
-                }
-            }
-        }
-
-        match ConvBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let out =
-                    B::ferrite_conv2d(x.into_primitive(), weight.into_primitive(), stride, padding);
-                prep.finish((x_state, weight_state, stride, padding), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::ferrite_conv2d(
-                x.into_primitive(),
-                weight.into_primitive(),
-                stride,
-                padding,
-            )),
-        }
+    fn ferrite_depthwise_conv2d_backward(
+        _x: FloatTensor<Self>,
+        _weight: FloatTensor<Self>,
+        _output_grad: FloatTensor<Self>,
+        _padding: [usize; 2],
+        _need_x_grad: bool,
+    ) -> ConvGrads<Self> {
+        panic!("second derivatives of ferrite's depthwise conv2d are not implemented");
     }
 
     fn ferrite_max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {

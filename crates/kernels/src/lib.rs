@@ -1,5 +1,6 @@
 //! ferrite's own CPU kernels for the operations that dominate training our networks:
-//! convolution (forward and both gradients as im2col + matrix multiply in NCHW), batch norm
+//! convolution (forward and both gradients as im2col + matrix multiply in NCHW), depthwise
+//! convolution (direct, row by row), batch norm
 //! with batch statistics fused with the ReLU after it, and 2x2 max pooling. See `docs/performance.md` for where
 //! burn's generic versions spend their time and what these save.
 //!
@@ -10,6 +11,7 @@
 
 mod backend;
 pub mod conv;
+pub mod depthwise;
 mod gemm;
 pub mod norm;
 pub mod pool;
@@ -71,6 +73,27 @@ pub fn conv2d(
         x.into_dispatch(),
         weight.into_dispatch(),
         stride,
+        padding,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// Depthwise 2-D convolution without bias, stride 1, dilation 1: `x [n, c, h, w]`, `weight
+/// [c, 1, kh, kw]` (one filter per channel, as burn stores a conv with `groups = c`),
+/// symmetric `padding` per side.
+pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2]) -> Tensor<4> {
+    if !ours(&x.device()) {
+        let [channels, ..] = weight.dims();
+        return burn_conv2d(
+            x,
+            weight,
+            None,
+            ConvOptions::new([1, 1], padding, [1, 1], channels),
+        );
+    }
+    let out = <Dispatch as KernelOps>::ferrite_depthwise_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
         padding,
     );
     Tensor::from_dispatch(out)

@@ -5,7 +5,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use ferrite_kernels::{conv2d, norm_train};
+use ferrite_kernels::{conv2d, depthwise_conv2d, norm_train};
 
 fn device() -> Device {
     Device::flex().autodiff()
@@ -82,6 +82,40 @@ fn conv2d_matches_burn_forward_and_gradients() {
             )
         });
         let case = format!("conv {n}x{cin}x{side} -> {cout}, k{k} s{stride} p{pad}");
+        assert_close(&format!("{case} output"), &ours.0, &burn.0, 1e-5);
+        assert_close(&format!("{case} dx"), &ours.1[0], &burn.1[0], 1e-5);
+        assert_close(&format!("{case} dw"), &ours.1[1], &burn.1[1], 1e-5);
+    }
+}
+
+#[test]
+fn depthwise_conv2d_matches_burn_forward_and_gradients() {
+    // (batch, channels, side, kernel, padding): mini-Xception's first and last separable
+    // convs, an unpadded one, and a 5x5 kernel on a map smaller than its padding reaches.
+    let cases = [
+        (4, 8, 44, 3, 1),
+        (8, 128, 6, 3, 1),
+        (3, 5, 9, 3, 0),
+        (2, 3, 2, 5, 2),
+    ];
+    for (n, c, side, k, pad) in cases {
+        let x = random([n, c, side, side]);
+        let w = random([c, 1, k, k]);
+        let out_side = side + 2 * pad + 1 - k;
+        let r = random([n, c, out_side, out_side]);
+        let inputs = [x, w];
+        let ours = output_and_grads(&inputs, &r, |t| {
+            depthwise_conv2d(t[0].clone(), t[1].clone(), [pad; 2])
+        });
+        let burn = output_and_grads(&inputs, &r, |t| {
+            burn_conv2d(
+                t[0].clone(),
+                t[1].clone(),
+                None,
+                ConvOptions::new([1, 1], [pad; 2], [1, 1], c),
+            )
+        });
+        let case = format!("depthwise {n}x{c}x{side}, k{k} p{pad}");
         assert_close(&format!("{case} output"), &ours.0, &burn.0, 1e-5);
         assert_close(&format!("{case} dx"), &ours.1[0], &burn.1[0], 1e-5);
         assert_close(&format!("{case} dw"), &ours.1[1], &burn.1[1], 1e-5);

@@ -6,7 +6,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use ferrite_kernels::{conv2d, conv2d_affine, max_pool2x2, norm_train};
+use ferrite_kernels::{conv2d, conv2d_affine, depthwise_conv2d, max_pool2x2, norm_train};
 
 use crate::summary::Trace;
 
@@ -38,17 +38,39 @@ pub fn max_pool(k: usize, stride: usize, pad: usize) -> MaxPool2d {
         .init()
 }
 
-/// The symmetric padding of a conv our kernels can run (one group, dilation 1); `None` for
-/// the others (depthwise convs keep burn's kernel, which is already direct).
-fn kernel_padding(conv: &Conv2d) -> Option<[usize; 2]> {
-    let padding = match conv.padding {
+/// The padding of a conv, if symmetric (what our kernels take).
+fn symmetric_padding(conv: &Conv2d) -> Option<[usize; 2]> {
+    match conv.padding {
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            [top, left]
+            Some([top, left])
         }
-        PaddingConfig2d::Valid => [0, 0],
-        _ => return None,
-    };
-    (conv.groups == 1 && conv.dilation == [1, 1]).then_some(padding)
+        PaddingConfig2d::Valid => Some([0, 0]),
+        _ => None,
+    }
+}
+
+/// The padding of a conv our im2col kernels can run (one group, dilation 1); `None` for
+/// the others.
+fn kernel_padding(conv: &Conv2d) -> Option<[usize; 2]> {
+    symmetric_padding(conv).filter(|_| conv.groups == 1 && conv.dilation == [1, 1])
+}
+
+/// `conv.forward(x)` for a depthwise conv (one filter per channel), through our depthwise
+/// kernel where it applies (stride 1, dilation 1, no bias: mini-Xception's).
+pub fn depthwise_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [cout, per_group, _, _] = conv.weight.dims();
+    let depthwise = conv.groups == cout && per_group == 1;
+    match symmetric_padding(conv) {
+        Some(padding)
+            if depthwise
+                && conv.stride == [1, 1]
+                && conv.dilation == [1, 1]
+                && conv.bias.is_none() =>
+        {
+            depthwise_conv2d(x, conv.weight.val(), padding)
+        }
+        _ => conv.forward(x),
+    }
 }
 
 /// `conv.forward(x)`, through ferrite's own kernels where they apply.
@@ -230,7 +252,8 @@ impl SeparableBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv_bn_forward(&self.pointwise, &self.bn, self.depthwise.forward(x), false)
+        let x = depthwise_forward(&self.depthwise, x);
+        conv_bn_forward(&self.pointwise, &self.bn, x, false)
     }
 
     pub fn trace(&self, name: &str, t: &mut Trace) {
