@@ -8,9 +8,9 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, ExtensionType, Flex, TensorMetadata, backend_extension};
-use burn::backend::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, TensorData};
 
 use crate::conv::{self, ConvShape};

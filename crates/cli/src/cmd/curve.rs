@@ -17,7 +17,7 @@ use ferrite_train::{Start, TrainData};
 
 use crate::cmd::finetune::Transfer;
 use crate::cmd::train::{
-    RunOptions, SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping, train_data,
+    RunOptions, SMALL_SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping, train_data,
 };
 use crate::dataset_args::DatasetArgs;
 use crate::output::{align_numbers, table};
@@ -25,8 +25,9 @@ use crate::output::{align_numbers, table};
 /// Learning curve: test accuracy against training images per class.
 ///
 /// For each n of --per-class and each of --repeats seeded draws, n training images per
-/// class are drawn from the training split; --arch is trained from scratch on them and the
-/// built-in model (or --from) is fine-tuned on the same images. Every run chooses its epoch
+/// class are drawn from the training split; --arch is trained from scratch on them (with
+/// AdamW unless --optimizer says otherwise) and the built-in model (or --from) is
+/// fine-tuned on the same images. Every run chooses its epoch
 /// on the same stratified subset of the validation split (--val-limit, default 700 images)
 /// and is scored once on the whole test split. Runs take at least --min-steps optimiser
 /// steps (tiny sets make more passes over their images). Results go to OUT/curve.csv, a
@@ -304,7 +305,7 @@ pub fn run(args: CurveArgs) -> Result<i32> {
                 let (start, mut config) = match method {
                     Method::Scratch => (
                         Start::Scratch,
-                        args.options.config(args.arch, &args.run, &SCRATCH)?,
+                        args.options.config(args.arch, &args.run, &SMALL_SCRATCH)?,
                     ),
                     Method::Finetune => transfer.as_ref().expect("loaded when fine-tuning").start(
                         &args.options,

@@ -15,7 +15,9 @@ use regex::Regex;
 use serde_json::json;
 
 use crate::cmd::finetune::Transfer;
-use crate::cmd::train::{RunOptions, SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping};
+use crate::cmd::train::{
+    RunOptions, SMALL_SCRATCH, TrainOptions, parse_arch, stop_on_ctrl_c, stopping,
+};
 use crate::dataset_args::DatasetArgs;
 use crate::output::{align_numbers, confusion_table, table};
 
@@ -26,7 +28,8 @@ use crate::output::{align_numbers, confusion_table, table};
 /// one is on both the training and the test side. For each fold: train on the other folds
 /// (a tenth of them, by group, held out to choose the epoch) and score on the fold. Prints
 /// per-fold and mean ± std accuracy and macro-F1, and the confusion matrix summed over the
-/// folds. By default each fold fine-tunes the built-in model; --arch trains from scratch.
+/// folds. By default each fold fine-tunes the built-in model; --arch trains from scratch
+/// (with AdamW unless --optimizer says otherwise).
 ///
 /// Example: ferrite cv --images ckplus/ --folds 10 --group-regex '^(S\d+)_'
 #[derive(Debug, Args)]
@@ -168,7 +171,7 @@ pub fn run(args: CvArgs) -> Result<i32> {
         let (start, config) = match args.arch {
             Some(arch) => (
                 Start::Scratch,
-                args.options.config(arch, &args.run, &SCRATCH)?,
+                args.options.config(arch, &args.run, &SMALL_SCRATCH)?,
             ),
             None => transfer.as_ref().expect("loaded when fine-tuning").start(
                 &args.options,
