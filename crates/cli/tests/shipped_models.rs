@@ -19,9 +19,7 @@ const FER2013_PAPER: f64 = 0.6932;
 const FERPLUS_FLOOR: f64 = 0.8535;
 
 fn model(relative: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(relative)
+    manifest_dir().join("../..").join(relative)
 }
 
 /// Test-split accuracy of a committed model, with `tta` (none, flip, crops).

@@ -14,7 +14,12 @@ use ferrite_data::{Origin, Samples};
 fn main() {
     let dir = std::env::var_os("FERRITE_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        .unwrap_or_else(|| {
+            // At run time: a shared target folder may reuse this binary from another checkout.
+            let manifest = std::env::var_os("CARGO_MANIFEST_DIR");
+            PathBuf::from(manifest.unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
+                .join("../../../shared/data")
+        });
     let csv = dir.join("fer2013/fer2013.csv.gz");
     let samples = if csv.is_file() {
         let start = Instant::now();

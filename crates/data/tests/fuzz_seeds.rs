@@ -5,9 +5,11 @@
 use std::path::{Path, PathBuf};
 
 fn seeds(target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds")
-        .join(target);
+    // The checkout under test, read at run time: a shared target folder (CI's) may reuse
+    // this binary from another checkout, where the compile-time value points.
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    let dir = Path::new(&manifest).join("../../fuzz/seeds").join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .flatten()

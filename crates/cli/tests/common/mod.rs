@@ -14,8 +14,17 @@ use std::process::{Command, Output};
 pub fn data_dir() -> PathBuf {
     match std::env::var_os("FERRITE_DATA_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+        None => manifest_dir().join("../../../shared/data"),
     }
+}
+
+/// This crate's folder in the checkout being tested. Read at run time (cargo test sets it):
+/// a target folder shared between checkouts, as CI's is, can reuse a test binary built in
+/// another checkout, whose compile-time `env!("CARGO_MANIFEST_DIR")` points there.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// A file of the shared data, or `None` (after saying so) when it is absent. With
