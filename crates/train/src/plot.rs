@@ -231,7 +231,17 @@ pub fn learning_curve(lines: &[CurveLine], title: &str, path: &Path) -> Result<(
             .y_desc("test accuracy")
             .light_line_style(WHITE)
             .label_style((FONT, 13))
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&|x| {
+                // A log axis ticks every 1-9 x 10^k; labels at 1, 2 and 5 only, so that
+                // "90" and "100" do not run together.
+                let lead = x / 10f64.powf(x.log10().floor());
+                let shown = [1.0, 2.0, 5.0].iter().any(|d| (lead - d).abs() < 1e-6);
+                if shown {
+                    format!("{x:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .y_label_formatter(&|y| format!("{:.0} %", y * 100.0))
             .draw()
             .map_err(err)?;
