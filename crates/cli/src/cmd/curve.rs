@@ -36,7 +36,9 @@ use crate::output::{align_numbers, table};
 /// and the same --out adds its line to the same plot.
 ///
 /// Example: ferrite curve --fer2013 fer2013.csv.gz --per-class 10,25,50,100,250 --repeats 3 --out runs/curve
-///          ferrite curve --fer2013 fer2013.csv.gz --per-class 10,25,50,100,250 --repeats 3 --out runs/curve --arch mini-xception --methods scratch
+///
+/// Then mini-Xception's line in the same plot: ferrite curve --fer2013 fer2013.csv.gz
+/// --per-class 10,25,50,100,250 --repeats 3 --out runs/curve --arch mini-xception --methods scratch
 #[derive(Debug, Args)]
 pub struct CurveArgs {
     #[command(flatten)]
