@@ -276,10 +276,10 @@ impl KernelOps for Flex {
         need_x_grad: bool,
     ) -> ConvGrads<Self> {
         let s = depthwise_shape(&x, &weight, padding);
-        let w = values(&weight);
-        s.check(&values(&x), &w);
+        let (x, w) = (values(&x), values(&weight));
+        s.check(&x, &w);
         let weight_dims = weight.shape().dims::<4>();
-        let weight_grad = depthwise::weight_grad(&s, &values(&x), &values(&output_grad));
+        let weight_grad = depthwise::weight_grad(&s, &x, &values(&output_grad));
         let x_grad = if need_x_grad {
             let turned = tensor(depthwise::turned(&w, s.kh * s.kw), &weight_dims);
             Self::ferrite_depthwise_conv2d(output_grad, turned, s.transposed_padding())

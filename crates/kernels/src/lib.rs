@@ -1,6 +1,6 @@
 //! ferrite's own CPU kernels for the operations that dominate training our networks:
-//! convolution (forward and both gradients as im2col + matrix multiply in NCHW), depthwise
-//! convolution (direct, row by row), batch norm
+//! convolution (forward and both gradients as im2col + matrix multiply in NCHW), the
+//! backward pass of depthwise convolution, batch norm
 //! with batch statistics fused with the ReLU after it, and 2x2 max pooling. See `docs/performance.md` for where
 //! burn's generic versions spend their time and what these save.
 //!
@@ -80,10 +80,11 @@ pub fn conv2d(
 
 /// Depthwise 2-D convolution without bias, stride 1, dilation 1: `x [n, c, h, w]`, `weight
 /// [c, 1, kh, kw]` (one filter per channel, as burn stores a conv with `groups = c`),
-/// symmetric `padding` per side.
+/// symmetric `padding` per side. Padding as large as the kernel is left to burn (our
+/// input gradient is a convolution with `kernel - 1 - padding` of padding).
 pub fn depthwise_conv2d(x: Tensor<4>, weight: Tensor<4>, padding: [usize; 2]) -> Tensor<4> {
-    if !ours(&x.device()) {
-        let [channels, ..] = weight.dims();
+    let [channels, _, kh, kw] = weight.dims();
+    if !ours(&x.device()) || padding[0] >= kh || padding[1] >= kw {
         return burn_conv2d(
             x,
             weight,

@@ -91,12 +91,14 @@ fn conv2d_matches_burn_forward_and_gradients() {
 #[test]
 fn depthwise_conv2d_matches_burn_forward_and_gradients() {
     // (batch, channels, side, kernel, padding): mini-Xception's first and last separable
-    // convs, an unpadded one, and a 5x5 kernel on a map smaller than its padding reaches.
+    // convs, an unpadded one, a 5x5 kernel on a map smaller than its padding reaches, and
+    // a 1x1 kernel padded by 1 (left to burn: padding as large as the kernel).
     let cases = [
         (4, 8, 44, 3, 1),
         (8, 128, 6, 3, 1),
         (3, 5, 9, 3, 0),
         (2, 3, 2, 5, 2),
+        (2, 3, 4, 1, 1),
     ];
     for (n, c, side, k, pad) in cases {
         let x = random([n, c, side, side]);
