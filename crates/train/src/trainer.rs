@@ -109,6 +109,7 @@ pub fn train(
     let ckpt_path = out.join(CHECKPOINT);
 
     let batches_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let mut fine_tuning = false;
     let (config, arch, mut state, net, mut optim) = if let Start::Resume = start {
         let c = checkpoint::load(&ckpt_path, &device, new_optimizer(&config))?;
         let mut saved = c.config;
@@ -133,6 +134,7 @@ pub fn train(
             ));
         }
         device.seed(config.seed);
+        fine_tuning = matches!(start, Start::From(..));
         let (arch, net) = match start {
             Start::From(arch, net) => (arch, net),
             _ => {
@@ -171,6 +173,26 @@ pub fn train(
     let class_weights = config
         .class_weights
         .then(|| inverse_frequency(&data.train, data.classes.len()));
+    if fine_tuning {
+        // The model we start from is a candidate too: on a few dozen images, every epoch of
+        // fine-tuning can score below it on validation, and then it is the best answer.
+        let valid = net.valid();
+        let (val_loss, confusion) = validate(
+            &valid,
+            &data.val,
+            data.classes.len(),
+            &norm,
+            &device.clone().without_autodiff(),
+        );
+        eprintln!(
+            "epoch   0 (the starting model)  {} loss {val_loss:.4} acc {:.4} macro-F1 {:.4}",
+            data.val_name,
+            confusion.accuracy(),
+            confusion.macro_f1()
+        );
+        state.best_val_accuracy = confusion.accuracy();
+        save_best(out, &valid, &arch, data, norm, confusion.accuracy(), 0)?;
+    }
     let show_bar = log == Log::Batches && std::io::stderr().is_terminal();
     let batch_lines = log == Log::Batches && !show_bar;
 
@@ -291,12 +313,7 @@ pub fn train(
         if m.val_accuracy > state.best_val_accuracy {
             state.best_val_accuracy = m.val_accuracy;
             state.best_epoch = epoch + 1;
-            let mut meta = ModelMeta::new(arch.clone(), data.classes.clone(), &data.dataset);
-            meta.normalization = norm;
-            meta.val_split = Some(data.val_name.clone());
-            meta.val_accuracy = Some(m.val_accuracy);
-            meta.epochs = epoch + 1;
-            ferrite_model::file::save(&out.join(BEST), &valid, &meta).map_err(|e| e.to_string())?;
+            save_best(out, &valid, &arch, data, norm, m.val_accuracy, epoch + 1)?;
         }
         history.push(m);
         write_history(out, &history)?;
@@ -321,7 +338,31 @@ pub fn train(
         state.best_epoch,
         out.join(BEST).display()
     );
+    if state.best_epoch == 0 {
+        eprintln!(
+            "no epoch of fine-tuning beat the starting model on {}, so {BEST} is the starting model",
+            data.val_name
+        );
+    }
     Ok(Outcome::Finished)
+}
+
+/// Writes the model selected so far, with what it was selected on.
+fn save_best(
+    out: &Path,
+    net: &Network,
+    arch: &ArchConfig,
+    data: &TrainData,
+    norm: Normalization,
+    val_accuracy: f64,
+    epoch: usize,
+) -> Result<(), String> {
+    let mut meta = ModelMeta::new(arch.clone(), data.classes.clone(), &data.dataset);
+    meta.normalization = norm;
+    meta.val_split = Some(data.val_name.clone());
+    meta.val_accuracy = Some(val_accuracy);
+    meta.epochs = epoch;
+    ferrite_model::file::save(&out.join(BEST), net, &meta).map_err(|e| e.to_string())
 }
 
 fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {

@@ -1,4 +1,6 @@
-//! A run stopped mid-epoch and resumed ends with exactly the weights of an uninterrupted run.
+//! How a run starts: resumed mid-epoch it ends with exactly the weights of an uninterrupted
+//! run; a new run refuses a used folder; fine-tuning keeps its starting model when no epoch
+//! beats it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -167,4 +169,45 @@ fn a_new_run_refuses_an_existing_run_folder() {
     )
     .unwrap_err();
     assert!(err.contains("already holds a run"), "{err}");
+}
+
+#[test]
+fn fine_tuning_keeps_the_starting_model_unless_an_epoch_beats_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let device = ferrite_model::device::parse("cpu").unwrap();
+    let train_device = device.clone().autodiff();
+    let tmp = tempfile::tempdir().unwrap();
+    let fine_tune = |net, lr: f64, out: &Path| {
+        let cfg = TrainConfig {
+            epochs: 1,
+            lr,
+            warmup_epochs: 0.0,
+            ..config()
+        };
+        let arch = ferrite_model::ArchConfig::new(ArchKind::MiniXception, 3);
+        let start = Start::From(arch, net);
+        train(&data(), cfg, out, start, &device, Log::Epochs, &|_| false).unwrap();
+        ferrite_model::file::load(&out.join(BEST), &device)
+            .unwrap()
+            .1
+    };
+
+    // From an untrained network, one epoch on these easy faces beats the start.
+    let untrained = ferrite_model::ArchConfig::new(ArchKind::MiniXception, 3).init(&train_device);
+    let learned = fine_tune(untrained, 0.05, &tmp.path().join("learned"));
+    assert_eq!(learned.epochs, 1);
+
+    // From that model, a step size that wrecks it cannot beat it: the start is kept.
+    let (trained, _) =
+        ferrite_model::file::load(&tmp.path().join("learned").join(BEST), &train_device).unwrap();
+    let wrecked = fine_tune(trained, 1e4, &tmp.path().join("wrecked"));
+    assert_eq!(
+        wrecked.epochs, 0,
+        "the starting model should have been kept"
+    );
+    assert_eq!(wrecked.val_accuracy, learned.val_accuracy);
+    assert_eq!(
+        weights(&tmp.path().join("wrecked")),
+        weights(&tmp.path().join("learned"))
+    );
 }

@@ -18,8 +18,10 @@ use crate::dataset_args::DatasetArgs;
 /// knows (matched by name: "happiness" is Happy) keep what they learned, new classes start
 /// fresh. The whole network then trains at a lower rate (SGD 0.01, cosine), with
 /// augmentation and an early stop on the validation split (a folder without `val` gets a
-/// seeded stratified 10 % hold-out); `--freeze N` holds the first N stages fixed. The run
-/// folder is the same as `ferrite train`'s; its best.safetensors is a normal model file.
+/// seeded stratified 10 % hold-out); `--freeze N` holds the first N stages fixed. The
+/// starting model is scored on the validation split too, and stays the result if no epoch
+/// beats it. The run folder is the same as `ferrite train`'s; its best.safetensors is a
+/// normal model file.
 ///
 /// Example: ferrite finetune --images my-faces/ --out runs/mine
 #[derive(Debug, Args)]
