@@ -170,7 +170,8 @@ pub fn from_bytes(
     Ok((net, meta))
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, ModelFileError> {
+/// The bytes of a model file, for [`from_bytes`].
+pub fn read(path: &Path) -> Result<Vec<u8>, ModelFileError> {
     std::fs::read(path).map_err(|source| ModelFileError::Io {
         path: path.display().to_string(),
         source,

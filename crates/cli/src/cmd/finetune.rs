@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use ferrite_data::classes::map_classes;
-use ferrite_model::{ArchConfig, ArchKind, Network};
+use ferrite_model::{ArchConfig, ArchKind, ModelMeta, Network};
 use ferrite_train::{Start, TrainConfig};
 
 use crate::cmd::train::{FINETUNE, RunOptions, TrainOptions, run_training, train_data};
@@ -67,35 +67,43 @@ pub fn run(args: FinetuneArgs) -> Result<i32> {
     run_training(&data, config, out, start, &device)
 }
 
-/// A model to fine-tune (a file, or the built-in one), loaded once for training with its
-/// classifier rebuilt for the dataset's classes; each run starts from a copy.
+/// A model to fine-tune (a file, or the built-in one) and the dataset's classes. Every run
+/// starts from a fresh load of the file: a clone of a loaded network would share its batch
+/// norm running statistics, so one run's training would leak into the next run's start.
 pub struct Transfer {
-    arch: ArchConfig,
-    net: Network,
+    bytes: Vec<u8>,
     /// The model's file, or "built-in".
     name: String,
+    classes: Vec<String>,
+    /// Seeds the rows of classes the model does not know.
+    seed: u64,
+    train_device: Device,
 }
 
 impl Transfer {
-    /// Loads `from` (the built-in model when `None`) and rebuilds its classifier for
-    /// `classes` (new rows seeded with `seed`). Says which classes it keeps.
+    /// Reads `from` (the built-in model when `None`) for fine-tuning on `classes` and says
+    /// which classes it keeps.
     pub fn load(
         from: Option<&Path>,
         classes: &[String],
         seed: u64,
         device: &Device,
     ) -> Result<Transfer> {
-        let train_device = device.clone().autodiff();
-        let ((net, meta), name) = match from {
-            Some(path) => (
-                ferrite_model::file::load(path, &train_device)?,
-                path.display().to_string(),
-            ),
+        let (bytes, name) = match from {
+            Some(path) => (ferrite_model::file::read(path)?, path.display().to_string()),
             None => (
-                ferrite_infer::builtin::load(&train_device).context("the built-in model")?,
+                ferrite_infer::builtin::BYTES.to_vec(),
                 ferrite_infer::builtin::NAME.to_string(),
             ),
         };
+        let transfer = Transfer {
+            bytes,
+            name,
+            classes: classes.to_vec(),
+            seed,
+            train_device: device.clone().autodiff(),
+        };
+        let (_, meta) = transfer.read()?;
         let known: Vec<&str> = map_classes(classes, &meta.classes)
             .iter()
             .zip(classes)
@@ -107,7 +115,8 @@ impl Transfer {
             .filter(|c| !known.contains(c))
             .collect();
         eprintln!(
-            "fine-tuning {name} ({}, trained on {}): keeps {} [{}], learns {} new [{}]",
+            "fine-tuning {} ({}, trained on {}): keeps {} [{}], learns {} new [{}]",
+            transfer.name,
             meta.arch.arch,
             meta.dataset,
             known.len(),
@@ -115,22 +124,73 @@ impl Transfer {
             new.len(),
             new.join(", ")
         );
-        train_device.seed(seed);
-        let (arch, net) = net.with_classes(&meta.arch, &meta.classes, classes, &train_device);
-        Ok(Transfer { arch, net, name })
+        Ok(transfer)
     }
 
-    /// A fine-tuning run's start (a copy of the network) and configuration: the
-    /// fine-tuning defaults, `freeze` stages held fixed, and the model it came from.
+    fn read(&self) -> Result<(Network, ModelMeta)> {
+        ferrite_model::file::from_bytes(self.bytes.clone(), &self.name, &self.train_device)
+            .with_context(|| format!("the model to fine-tune ({})", self.name))
+    }
+
+    /// The model, freshly loaded, with its classifier rebuilt for the classes.
+    fn network(&self) -> Result<(ArchConfig, Network)> {
+        let (net, meta) = self.read()?;
+        self.train_device.seed(self.seed);
+        Ok(net.with_classes(&meta.arch, &meta.classes, &self.classes, &self.train_device))
+    }
+
+    /// A fine-tuning run's start (the model freshly loaded, its classifier rebuilt for the
+    /// classes) and configuration: the fine-tuning defaults, `freeze` stages held fixed,
+    /// and the model it came from.
     pub fn start(
         &self,
         options: &TrainOptions,
         run: &RunOptions,
         freeze: usize,
     ) -> Result<(Start, TrainConfig)> {
-        let mut config = options.config(self.arch.arch, run, &FINETUNE)?;
+        let (arch, net) = self.network()?;
+        let mut config = options.config(arch.arch, run, &FINETUNE)?;
         config.freeze = freeze;
         config.from = Some(self.name.clone());
-        Ok((Start::From(self.arch.clone(), self.net.clone()), config))
+        Ok((Start::From(arch, net), config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::*;
+
+    /// Runs that fine-tune one loaded model (cv's folds, curve's sizes) must each start from
+    /// the model as it is in the file, even after an earlier run trained in batch norm's
+    /// training mode, which updates the running statistics.
+    #[test]
+    fn every_run_starts_from_the_model_in_the_file() {
+        let device = ferrite_model::device::parse("cpu").unwrap();
+        let classes = ["Happy", "Sad", "Llama"].map(String::from).to_vec();
+        let transfer = Transfer::load(None, &classes, 3, &device).unwrap();
+        let faces = Tensor::<4>::random([4, 1, 48, 48], Distribution::Normal(0.0, 1.0), &device);
+        let eval_logits = |net: &Network| net.valid().forward(faces.clone()).into_data();
+
+        let (_, first) = transfer.network().unwrap();
+        let before = eval_logits(&first);
+        // A training-mode pass on faces unlike the training data moves the statistics.
+        let shifted = Tensor::<4>::random(
+            [16, 1, 48, 48],
+            Distribution::Normal(3.0, 5.0),
+            &device.clone().autodiff(),
+        );
+        let _ = first.forward(shifted);
+        first.sync_running_stats();
+        assert_ne!(
+            eval_logits(&first),
+            before,
+            "the pass should change the statistics"
+        );
+
+        let (_, second) = transfer.network().unwrap();
+        assert_eq!(eval_logits(&second), before);
     }
 }
