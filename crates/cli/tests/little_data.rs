@@ -152,7 +152,7 @@ fn cross_validation_keeps_people_apart_and_classes_even() {
     #[rustfmt::skip]
     let out = ferrite_ok(&[
         "cv", "--images", data.to_str().unwrap(), "--folds", "3", "--group-regex", r"^(S\d+)_",
-        "--epochs", "1", "--out", runs.to_str().unwrap(), "--json",
+        "--epochs", "1", "--min-steps", "8", "--out", runs.to_str().unwrap(), "--json",
     ]);
     let json: Value = serde_json::from_str(&out).unwrap();
     let folds = json["folds"].as_array().unwrap();

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ferrite_data::folds::per_class;
-use ferrite_data::{Samples, SplitRole};
+use ferrite_data::SplitRole;
 use ferrite_model::ArchKind;
 use ferrite_train::plot::{CurveLine, learning_curve};
-use ferrite_train::study::{fit_and_score, mean_std};
+use ferrite_train::study::{copies_for_steps, fit_and_score, mean_std, repeated};
 use ferrite_train::{Start, TrainData};
 
 use crate::cmd::finetune::Transfer;
@@ -110,23 +110,6 @@ impl Method {
             Method::Finetune => "finetune",
         }
     }
-}
-
-/// How many copies of a drawn training set make `epochs` epochs over them take at least
-/// `min_steps` optimiser steps. A tiny draw (70 faces are two batches) would
-/// otherwise need 150 epochs to reach the step budget, and validating after each of those
-/// two-batch epochs cost more than the training itself.
-fn copies_needed(images: usize, batch_size: usize, epochs: usize, min_steps: usize) -> usize {
-    let per_epoch = min_steps.div_ceil(epochs);
-    // The fewest copies whose images spill into batch number `per_epoch`.
-    ((per_epoch.saturating_sub(1) * batch_size + 1).div_ceil(images.max(1))).max(1)
-}
-
-/// `copies` copies of the samples; the augmentation differs between the copies, as it
-/// is drawn per position.
-fn repeated(samples: &Samples, copies: usize, classes: usize) -> Samples {
-    let indices: Vec<usize> = (0..copies).flat_map(|_| 0..samples.len()).collect();
-    samples.subset(&indices, classes)
 }
 
 /// `epochs` and `best_epoch` count passes over the drawn images.
@@ -329,7 +312,7 @@ pub fn run(args: CurveArgs) -> Result<i32> {
                 }
                 config.epochs = args.options.epochs.unwrap_or(30);
                 config.seed = draw_seed;
-                let copies = copies_needed(
+                let copies = copies_for_steps(
                     train.len(),
                     config.batch_size,
                     config.epochs,
@@ -416,26 +399,4 @@ pub fn run(args: CurveArgs) -> Result<i32> {
     println!("{t}");
     println!("\n{} and {}", csv.display(), png.display());
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tiny_draws_are_copied_until_epochs_reach_the_step_budget() {
-        // 10 faces x 7 classes: two batches; 9 copies, 10 batches x 30 epochs = 300 steps.
-        assert_eq!(copies_needed(70, 64, 30, 300), 9);
-        // 250 x 7 faces: 28 batches an epoch; 30 epochs pass the budget as they are.
-        assert_eq!(copies_needed(1750, 64, 30, 300), 1);
-        for (images, epochs, steps) in [(5, 1, 1), (640, 3, 40), (700, 30, 1000), (33, 7, 301)] {
-            let r = copies_needed(images, 64, epochs, steps);
-            assert!(
-                epochs * (images * r).div_ceil(64) >= steps,
-                "{images} {epochs} {steps}"
-            );
-            // One repeat fewer would not have been enough.
-            assert!(r == 1 || epochs * (images * (r - 1)).div_ceil(64) < steps);
-        }
-    }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use ferrite_data::Samples;
 use ferrite_data::folds::{group_keys, stratified_folds};
 use ferrite_model::ArchKind;
-use ferrite_train::study::{fit_and_score, mean_std};
+use ferrite_train::study::{copies_for_steps, fit_and_score, mean_std, repeated};
 use ferrite_train::{Start, TrainData};
 use regex::Regex;
 use serde_json::json;
@@ -29,7 +29,8 @@ use crate::output::{align_numbers, confusion_table, table};
 /// (a tenth of them, by group, held out to choose the epoch) and score on the fold. Prints
 /// per-fold and mean ± std accuracy and macro-F1, and the confusion matrix summed over the
 /// folds. By default each fold fine-tunes the built-in model; --arch trains from scratch
-/// (with AdamW unless --optimizer says otherwise).
+/// (with AdamW unless --optimizer says otherwise). Every run takes at least --min-steps
+/// optimiser steps (a small training side is repeated within each epoch).
 ///
 /// Example: ferrite cv --images ckplus/ --folds 10 --group-regex '^(S\d+)_'
 #[derive(Debug, Args)]
@@ -52,6 +53,11 @@ pub struct CvArgs {
     /// Fine-tuning: hold the first N stages fixed.
     #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "arch")]
     freeze: usize,
+    /// Fewest optimiser steps a fold's run takes: a small training side is repeated within
+    /// each epoch until the epochs reach it. (On FER2013, 100 faces per class from scratch
+    /// scored 31 % after 300 steps and 42 % after 1,000.)
+    #[arg(long, default_value_t = 1000)]
+    min_steps: usize,
     /// Keep each fold's run folder here (fold-1, fold-2...) and folds.csv, the fold of each
     /// image [default: a temporary folder].
     #[arg(long, value_name = "DIR")]
@@ -160,13 +166,6 @@ pub fn run(args: CvArgs) -> Result<i32> {
                 .collect()
         };
         let (train_idx, val_idx) = (pick(true), pick(false));
-        let data = TrainData {
-            dataset: ds.name.clone(),
-            classes: classes.clone(),
-            train: Arc::new(pooled.subset(&train_idx, classes.len())),
-            val: Arc::new(pooled.subset(&val_idx, classes.len())),
-            val_name: "hold-out".into(),
-        };
         let test: Samples = pooled.subset(&test_idx, classes.len());
         let (start, config) = match args.arch {
             Some(arch) => (
@@ -179,11 +178,30 @@ pub fn run(args: CvArgs) -> Result<i32> {
                 args.freeze,
             )?,
         };
+        let copies = copies_for_steps(
+            train_idx.len(),
+            config.batch_size,
+            config.epochs,
+            args.min_steps,
+        );
+        let train = pooled.subset(&train_idx, classes.len());
+        let data = TrainData {
+            dataset: ds.name.clone(),
+            classes: classes.clone(),
+            train: Arc::new(repeated(&train, copies, classes.len())),
+            val: Arc::new(pooled.subset(&val_idx, classes.len())),
+            val_name: "hold-out".into(),
+        };
         eprintln!(
-            "fold {}/{}: train {}, hold-out {}, test {}",
+            "fold {}/{}: train {}{}, hold-out {}, test {}",
             f + 1,
             args.folds,
             train_idx.len(),
+            if copies > 1 {
+                format!(" (x{copies} per epoch, for {} steps)", args.min_steps)
+            } else {
+                String::new()
+            },
             val_idx.len(),
             test_idx.len()
         );
