@@ -109,7 +109,8 @@ pub fn train(
     let ckpt_path = out.join(CHECKPOINT);
 
     let batches_per_epoch = data.train.len().div_ceil(config.batch_size);
-    let mut fine_tuning = false;
+    // Set before `start` is taken apart; a resumed run scored its start when it began.
+    let fine_tuning = matches!(start, Start::From(..));
     let (config, arch, mut state, net, mut optim) = if let Start::Resume = start {
         let c = checkpoint::load(&ckpt_path, &device, new_optimizer(&config))?;
         let mut saved = c.config;
@@ -134,7 +135,6 @@ pub fn train(
             ));
         }
         device.seed(config.seed);
-        fine_tuning = matches!(start, Start::From(..));
         let (arch, net) = match start {
             Start::From(arch, net) => (arch, net),
             _ => {
