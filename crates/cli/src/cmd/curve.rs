@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use ferrite_data::folds::per_class;
 use ferrite_data::SplitRole;
+use ferrite_data::folds::per_class;
 use ferrite_model::ArchKind;
 use ferrite_train::plot::{CurveLine, learning_curve};
 use ferrite_train::study::{copies_for_steps, fit_and_score, mean_std, repeated};

@@ -16,7 +16,7 @@ use crate::dataset_args::DatasetArgs;
 ///
 /// The model's classifier is rebuilt for the dataset's classes: classes the model already
 /// knows (matched by name: "happiness" is Happy) keep what they learned, new classes start
-/// fresh. The whole network then trains at a lower rate (SGD 0.01, cosine), with
+/// fresh. The whole network then trains at a lower rate (SGD 0.001, cosine), with
 /// augmentation and an early stop on the validation split (a folder without `val` gets a
 /// seeded stratified 10 % hold-out); `--freeze N` holds the first N stages fixed. The
 /// starting model is scored on the validation split too, and stays the result if no epoch
