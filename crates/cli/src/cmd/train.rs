@@ -152,10 +152,10 @@ pub const SMALL_SCRATCH: Defaults = Defaults {
     ..SCRATCH
 };
 
-/// A trained network needs smaller steps, and little data an early stop. SGD at 0.01 took
-/// the built-in model below its start on FER2013 PublicTest (700 faces: 60.4 % before; at
-/// best 59.9 % with 50 faces per class, 60.9 % with 250), where 0.001 reached 61.9, 63.7
-/// and 65.7 % with 10, 50 and 250 faces per class.
+/// A trained network needs smaller steps, and little data an early stop. SGD at 0.01 did
+/// not get the built-in model clearly above its start on FER2013 PublicTest (700 faces:
+/// 60.4 % before; at best 59.9 % with 50 faces per class, 60.9 % with 250), where 0.001
+/// reached 61.9, 63.7 and 65.7 % with 10, 50 and 250 faces per class.
 pub const FINETUNE: Defaults = Defaults {
     optimizer: Optimizer::Sgd,
     epochs: 30,
