@@ -173,17 +173,13 @@ pub fn train(
     let class_weights = config
         .class_weights
         .then(|| inverse_frequency(&data.train, data.classes.len()));
+    let eval_device = device.clone().without_autodiff();
+    let score = |net: &Network| validate(net, &data.val, data.classes.len(), &norm, &eval_device);
     if fine_tuning {
         // The model we start from is a candidate too: on a few dozen images, every epoch of
         // fine-tuning can score below it on validation, and then it is the best answer.
         let valid = net.valid();
-        let (val_loss, confusion) = validate(
-            &valid,
-            &data.val,
-            data.classes.len(),
-            &norm,
-            &device.clone().without_autodiff(),
-        );
+        let (val_loss, confusion) = score(&valid);
         eprintln!(
             "epoch   0 (the starting model)  {} loss {val_loss:.4} acc {:.4} macro-F1 {:.4}",
             data.val_name,
@@ -276,13 +272,7 @@ pub fn train(
         net.sync_running_stats();
 
         let valid = net.valid();
-        let (val_loss, confusion) = validate(
-            &valid,
-            &data.val,
-            data.classes.len(),
-            &norm,
-            &device.clone().without_autodiff(),
-        );
+        let (val_loss, confusion) = score(&valid);
         state.schedule.end_epoch(val_loss);
         let m = EpochMetrics {
             epoch: epoch + 1,
