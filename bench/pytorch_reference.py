@@ -113,17 +113,19 @@ def macs(model):
     return total
 
 
-def face_like(n):
+def face_like(n, device):
     i = torch.arange(48, dtype=torch.float32)
     img = (torch.sin(i * 0.07)[None, :] + torch.cos(i * 0.05)[:, None]) * 0.8
-    return img.expand(n, 1, 48, 48).contiguous()
+    return img.expand(n, 1, 48, 48).contiguous().to(device)
 
 
-def bench(arch, batch, warmup, iters, classes):
+def bench(arch, batch, warmup, iters, classes, device):
     model = ARCHS[arch](classes)
     m = macs(model)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    x, y = face_like(batch), torch.arange(batch) % classes
+    # `.item()` below waits for the device, so the timings hold on CUDA too.
+    model = model.to(device)
+    x, y = face_like(batch, device), (torch.arange(batch) % classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
@@ -144,7 +146,7 @@ def bench(arch, batch, warmup, iters, classes):
                 start = time.perf_counter()
             model(x)[0, 0].item()
         infer_ips = iters * batch / (time.perf_counter() - start)
-        x1 = face_like(1)
+        x1 = face_like(1, device)
         for _ in range(max(warmup, 3)):
             model(x1)
         times = []
@@ -160,7 +162,7 @@ def bench(arch, batch, warmup, iters, classes):
         "latency_ms_p50": pct(0.5), "latency_ms_p95": pct(0.95),
         "train_gflops": train_ips * m * 2 * 3 / 1e9, "infer_gflops": infer_ips * m * 2 / 1e9,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "device": device,
     }
 
 
@@ -171,16 +173,17 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--classes", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda to measure PyTorch on the GPU")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    r = bench(a.arch, a.batch, 2, a.iters, a.classes)
+    r = bench(a.arch, a.batch, 2, a.iters, a.classes, a.device)
     if a.json:
         print(json.dumps(r, indent=2))
     else:
         print(f"{r['arch']} ({r['params']} params, {r['macs_per_image'] / 1e6:.1f} M MACs/image), batch {r['batch']}, "
-              f"{r['threads']} threads, torch {r['torch']}")
+              f"{r['threads']} threads, device {r['device']}, torch {r['torch']}")
         print(f"  train      {r['train_images_per_second']:8.1f} img/s  ({r['train_gflops']:.1f} GFLOP/s)")
         print(f"  inference  {r['infer_images_per_second']:8.1f} img/s  ({r['infer_gflops']:.1f} GFLOP/s)")
         print(f"  batch-1    {r['latency_ms_p50']:8.2f} ms p50, {r['latency_ms_p95']:.2f} ms p95")

@@ -16,19 +16,22 @@ pub fn available() -> &'static [&'static str] {
     }
 }
 
-/// The device named by `--device`: `cpu`, or `gpu` / `gpu:N` (the N-th discrete GPU) in a
-/// build with `--features gpu`.
+/// The device named by `--device`: `cpu`, or in a build with `--features gpu`, `gpu` (the
+/// best adapter wgpu finds, preferring high-power GPUs; `CUBECL_WGPU_DEFAULT_DEVICE`
+/// overrides the choice, e.g. `=IntegratedGpu(0)` or `=Cpu` for a software Vulkan driver)
+/// or `gpu:N` (the N-th discrete GPU).
 pub fn parse(name: &str) -> Result<Device, String> {
     let lower = name.to_ascii_lowercase();
     if lower == "cpu" {
         return Ok(Device::flex());
     }
     if let Some(rest) = lower.strip_prefix("gpu") {
-        let index: usize = match rest.strip_prefix(':') {
-            Some(n) => n
-                .parse()
-                .map_err(|_| format!("bad GPU index in `{name}`"))?,
-            None if rest.is_empty() => 0,
+        let index = match rest.strip_prefix(':') {
+            Some(n) => Some(
+                n.parse()
+                    .map_err(|_| format!("bad GPU index in `{name}`"))?,
+            ),
+            None if rest.is_empty() => None,
             None => return Err(format!("unknown device `{name}`")),
         };
         return gpu(index);
@@ -40,12 +43,16 @@ pub fn parse(name: &str) -> Result<Device, String> {
 }
 
 #[cfg(feature = "gpu")]
-fn gpu(index: usize) -> Result<Device, String> {
-    Ok(Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index)))
+fn gpu(index: Option<usize>) -> Result<Device, String> {
+    use burn::tensor::DeviceKind;
+    Ok(Device::wgpu(match index {
+        Some(i) => DeviceKind::DiscreteGpu(i),
+        None => DeviceKind::DefaultDevice,
+    }))
 }
 
 #[cfg(not(feature = "gpu"))]
-fn gpu(_index: usize) -> Result<Device, String> {
+fn gpu(_index: Option<usize>) -> Result<Device, String> {
     Err("this ferrite was built without GPU support: rebuild with `cargo build --release --features gpu`".into())
 }
 
@@ -58,4 +65,22 @@ pub fn set_threads(threads: usize) -> Result<(), String> {
         .num_threads(threads)
         .build_global()
         .map_err(|e| format!("cannot set {threads} threads: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn names_are_parsed_or_refused_with_the_reason() {
+        assert!(parse("cpu").is_ok());
+        assert!(parse("CPU").is_ok());
+        assert!(parse("gpu:x").unwrap_err().contains("bad GPU index"));
+        assert!(parse("gpux").unwrap_err().contains("unknown device"));
+        assert!(parse("tpu").unwrap_err().contains("expected cpu"));
+        if !cfg!(feature = "gpu") {
+            assert!(parse("gpu").unwrap_err().contains("--features gpu"));
+            assert!(parse("gpu:1").unwrap_err().contains("--features gpu"));
+        }
+    }
 }
