@@ -40,8 +40,8 @@ pub fn burn_ops() -> bool {
 }
 
 /// Whether our kernels serve `device`: burn's CPU backend (possibly under autodiff), and not
-/// switched off by [`use_burn_ops`].
-fn ours(device: &Device) -> bool {
+/// switched off by [`use_burn_ops`]. On a GPU burn's own operations run.
+pub fn ours(device: &Device) -> bool {
     if burn_ops() {
         return false;
     }

@@ -25,7 +25,7 @@ pub struct BenchResult {
     pub infer_gflops: f64,
     pub peak_rss_mib: Option<f64>,
     pub threads: usize,
-    /// Whose CPU operations ran: "ferrite" (our kernels) or "burn".
+    /// Whose operations ran: "ferrite" (our CPU kernels) or "burn" (`--burn-ops`, or a GPU).
     pub kernels: String,
 }
 
@@ -119,10 +119,10 @@ pub fn bench(
         infer_gflops: infer_ips * macs as f64 * 2.0 / 1e9,
         peak_rss_mib: peak_rss_mib(),
         threads: rayon::current_num_threads(),
-        kernels: if ferrite_model::kernels::burn_ops() {
-            "burn"
-        } else {
+        kernels: if ferrite_model::kernels::ours(device) {
             "ferrite"
+        } else {
+            "burn"
         }
         .into(),
     }
