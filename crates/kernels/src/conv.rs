@@ -87,18 +87,13 @@ impl ConvShape {
     /// The bands of output rows one multiply covers: the whole map, or for large maps
     /// (then one image per chunk) bands of at most [`MAX_COLUMNS`] positions.
     fn bands(&self) -> impl Iterator<Item = Range<usize>> + use<> {
-        self.bands_of(MAX_COLUMNS)
-    }
-
-    /// Bands of at most `max_columns` positions (at least one row each).
-    fn bands_of(&self, max_columns: usize) -> impl Iterator<Item = Range<usize>> + use<> {
-        let (oh, ow) = (self.out_h(), self.out_w());
-        let rows = if self.positions() > max_columns {
-            (max_columns / ow.max(1)).max(1)
+        let ow = self.out_w().max(1);
+        let rows = if self.positions() > MAX_COLUMNS {
+            (MAX_COLUMNS / ow).max(1)
         } else {
-            oh.max(1)
+            self.out_h()
         };
-        (0..oh).step_by(rows).map(move |r| r..(r + rows).min(oh))
+        row_bands(self.out_h(), rows)
     }
 
     fn check(&self, x: &[f32], w: &[f32]) {
@@ -221,8 +216,13 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
     out
 }
 
-/// [`forward_with`] for fewer images than threads (batch-1 inference): the work is split
-/// into bands of output rows instead of images, so that every core takes part.
+/// [`forward_with`] for fewer images than threads (batch-1 inference): each image's
+/// multiply is split across the threads, so that every core takes part.
+///
+/// Every piece of a split multiply packs its whole share of both operands, so the split
+/// goes along the larger dimension: bands of output rows when the map has more positions
+/// than the layer has output channels (early layers), else ranges of output channels over
+/// the whole map (deep layers, where the weights are megabytes and positions few).
 fn forward_few(
     s: &ConvShape,
     x: &[f32],
@@ -230,36 +230,58 @@ fn forward_few(
     epilogue: &Epilogue,
     threads: usize,
 ) -> Vec<f32> {
-    let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
-    let weights = MatRef::rows(w, s.cout, k);
-    // Two bands per thread, each at most MAX_COLUMNS wide.
-    let max_columns = p.div_ceil(2 * threads).clamp(1, MAX_COLUMNS);
-    let units: Vec<(usize, Range<usize>)> = (0..s.batch)
-        .flat_map(|image| s.bands_of(max_columns).map(move |rows| (image, rows)))
-        .collect();
-    let pieces: Vec<Vec<f32>> = units
-        .par_iter()
-        .map(|(image, rows)| {
-            let x = &x[image * s.input_len()..][..s.input_len()];
-            let cols = rows.len() * ow;
-            let mut piece = vec![0.0f32; s.cout * cols];
-            with_scratch(|sc| {
-                let col = resized(&mut sc.col, k * cols);
-                im2col(s, x, 1, rows.clone(), col);
-                matmul(&mut piece, cols, weights, MatRef::rows(col, k, cols), false);
-            });
-            for o in 0..s.cout {
-                epilogue.apply(o, &mut piece[o * cols..][..cols]);
-            }
-            piece
-        })
-        .collect();
+    let (k, p, oh, ow) = (s.patch(), s.positions(), s.out_h(), s.out_w());
     let mut out = vec![0.0f32; s.batch * s.output_len()];
-    for ((image, rows), piece) in units.iter().zip(&pieces) {
-        let cols = rows.len() * ow;
-        for o in 0..s.cout {
-            out[image * s.output_len() + o * p + rows.start * ow..][..cols]
-                .copy_from_slice(&piece[o * cols..][..cols]);
+    for (x, out) in x.chunks(s.input_len()).zip(out.chunks_mut(s.output_len())) {
+        if s.cout <= p {
+            // A multiple of `threads` bands of at most MAX_COLUMNS, so that no core idles
+            // while the other finishes an odd band.
+            let bands = threads * p.div_ceil(threads * MAX_COLUMNS);
+            let pieces: Vec<(Range<usize>, Vec<f32>)> = row_bands(oh, oh.div_ceil(bands))
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|rows| {
+                    let cols = rows.len() * ow;
+                    let mut piece = vec![0.0f32; s.cout * cols];
+                    with_scratch(|sc| {
+                        let col = resized(&mut sc.col, k * cols);
+                        im2col(s, x, 1, rows.clone(), col);
+                        let weights = MatRef::rows(w, s.cout, k);
+                        matmul(&mut piece, cols, weights, MatRef::rows(col, k, cols), false);
+                    });
+                    for o in 0..s.cout {
+                        epilogue.apply(o, &mut piece[o * cols..][..cols]);
+                    }
+                    (rows, piece)
+                })
+                .collect();
+            for (rows, piece) in pieces {
+                let cols = rows.len() * ow;
+                for o in 0..s.cout {
+                    out[o * p + rows.start * ow..][..cols]
+                        .copy_from_slice(&piece[o * cols..][..cols]);
+                }
+            }
+        } else {
+            // One im2col of the whole map, shared; each thread multiplies its channels
+            // straight into their (contiguous) rows of the output.
+            let mut col = vec![0.0f32; k * p];
+            col.par_chunks_mut(s.kh * s.kw * p)
+                .enumerate()
+                .for_each(|(c, dst)| im2col_channel(s, x, 1, 0..oh, c, dst));
+            let col = MatRef::rows(&col, k, p);
+            let per_thread = s.cout.div_ceil(threads);
+            out.par_chunks_mut(per_thread * p)
+                .enumerate()
+                .for_each(|(i, out)| {
+                    let first = i * per_thread;
+                    let n = out.len() / p;
+                    let weights = MatRef::rows(&w[first * k..], n, k);
+                    matmul(out, p, weights, col, false);
+                    for o in 0..n {
+                        epilogue.apply(first + o, &mut out[o * p..][..p]);
+                    }
+                });
         }
     }
     out
@@ -342,23 +364,35 @@ pub fn backward(
 /// of the `n` images in `x`: row `(c, ky, kx)`, column `(image, oy, ox)` holds
 /// `x[image, c, oy·sy + ky − py, ox·sx + kx − px]`, zero outside the image.
 fn im2col(s: &ConvShape, x: &[f32], n: usize, rows: Range<usize>, col: &mut [f32]) {
+    let per_channel = s.kh * s.kw * n * rows.len() * s.out_w();
+    for (c, dst) in col.chunks_exact_mut(per_channel).take(s.cin).enumerate() {
+        im2col_channel(s, x, n, rows.clone(), c, dst);
+    }
+}
+
+/// The `kh·kw` rows of [`im2col`]'s matrix that input channel `c` fills.
+fn im2col_channel(
+    s: &ConvShape,
+    x: &[f32],
+    n: usize,
+    rows: Range<usize>,
+    c: usize,
+    dst_rows: &mut [f32],
+) {
     let ow = s.out_w();
     let per_image = rows.len() * ow;
     let row_len = n * per_image;
-    for c in 0..s.cin {
-        for ky in 0..s.kh {
-            for kx in 0..s.kw {
-                let row = (c * s.kh + ky) * s.kw + kx;
-                let dst_row = &mut col[row * row_len..(row + 1) * row_len];
-                let span = Span::new(s, kx);
-                for image in 0..n {
-                    let plane = &x[(image * s.cin + c) * s.h * s.w..][..s.h * s.w];
-                    let dst = &mut dst_row[image * per_image..(image + 1) * per_image];
-                    for (oy, out) in rows.clone().zip(dst.chunks_exact_mut(ow)) {
-                        match source_row(s, oy, ky) {
-                            Some(iy) => span.copy(&plane[iy * s.w..(iy + 1) * s.w], out),
-                            None => out.fill(0.0),
-                        }
+    for ky in 0..s.kh {
+        for kx in 0..s.kw {
+            let dst_row = &mut dst_rows[(ky * s.kw + kx) * row_len..][..row_len];
+            let span = Span::new(s, kx);
+            for image in 0..n {
+                let plane = &x[(image * s.cin + c) * s.h * s.w..][..s.h * s.w];
+                let dst = &mut dst_row[image * per_image..(image + 1) * per_image];
+                for (oy, out) in rows.clone().zip(dst.chunks_exact_mut(ow)) {
+                    match source_row(s, oy, ky) {
+                        Some(iy) => span.copy(&plane[iy * s.w..(iy + 1) * s.w], out),
+                        None => out.fill(0.0),
                     }
                 }
             }
@@ -390,6 +424,12 @@ fn col2im(s: &ConvShape, col: &[f32], n: usize, rows: Range<usize>, dx: &mut [f3
             }
         }
     }
+}
+
+/// `0..oh` cut into bands of `rows` output rows (the last may be shorter).
+fn row_bands(oh: usize, rows: usize) -> impl Iterator<Item = Range<usize>> {
+    let rows = rows.max(1);
+    (0..oh).step_by(rows).map(move |r| r..(r + rows).min(oh))
 }
 
 /// The input row output row `oy` reads at kernel row `ky`, if inside the image.
@@ -567,6 +607,14 @@ mod tests {
                 batch: 1,
                 h: 13,
                 w: 11,
+                ..base
+            },
+            // One image with more output channels than positions: split by channels.
+            ConvShape {
+                batch: 1,
+                h: 3,
+                w: 2,
+                cout: 9,
                 ..base
             },
         ]
