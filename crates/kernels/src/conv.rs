@@ -115,6 +115,7 @@ impl ConvShape {
 #[derive(Default)]
 struct Scratch {
     col: Vec<f32>,
+    padded: Vec<f32>,
     dcol: Vec<f32>,
     grouped: Vec<f32>,
 }
@@ -192,7 +193,7 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
                 for rows in s.bands() {
                     let cols = n * rows.len() * ow;
                     let col = resized(&mut sc.col, k * cols);
-                    im2col(s, x, n, rows.clone(), col);
+                    im2col(s, x, n, rows.clone(), col, &mut sc.padded);
                     let col = MatRef::rows(col, k, cols);
                     if n == 1 {
                         let start = rows.start * ow;
@@ -245,7 +246,7 @@ fn forward_few(
                     let mut piece = vec![0.0f32; s.cout * cols];
                     with_scratch(|sc| {
                         let col = resized(&mut sc.col, k * cols);
-                        im2col(s, x, 1, rows.clone(), col);
+                        im2col(s, x, 1, rows.clone(), col, &mut sc.padded);
                         let weights = MatRef::rows(w, s.cout, k);
                         matmul(&mut piece, cols, weights, MatRef::rows(col, k, cols), false);
                     });
@@ -268,7 +269,9 @@ fn forward_few(
             let mut col = vec![0.0f32; k * p];
             col.par_chunks_mut(s.kh * s.kw * p)
                 .enumerate()
-                .for_each(|(c, dst)| im2col_channel(s, x, 1, 0..oh, c, dst));
+                .for_each_init(Vec::new, |padded, (c, dst)| {
+                    im2col_channel(s, x, 1, 0..oh, c, dst, padded)
+                });
             let col = MatRef::rows(&col, k, p);
             let per_thread = s.cout.div_ceil(threads);
             out.par_chunks_mut(per_thread * p)
@@ -324,7 +327,7 @@ pub fn backward(
                     for rows in s.bands() {
                         let cols = n * rows.len() * ow;
                         let col = resized(&mut sc.col, k * cols);
-                        im2col(s, x, n, rows.clone(), col);
+                        im2col(s, x, n, rows.clone(), col, &mut sc.padded);
                         // The output gradient of these positions as a [cout, cols] matrix.
                         let g_mat = if n == 1 {
                             MatRef {
@@ -362,15 +365,27 @@ pub fn backward(
 
 /// Fills `col` (`[cin·kh·kw, n·rows·OW]`, row-major) with the patches of output rows `rows`
 /// of the `n` images in `x`: row `(c, ky, kx)`, column `(image, oy, ox)` holds
-/// `x[image, c, oy·sy + ky − py, ox·sx + kx − px]`, zero outside the image.
-fn im2col(s: &ConvShape, x: &[f32], n: usize, rows: Range<usize>, col: &mut [f32]) {
+/// `x[image, c, oy·sy + ky − py, ox·sx + kx − px]`, zero outside the image. `padded` is
+/// scratch space.
+fn im2col(
+    s: &ConvShape,
+    x: &[f32],
+    n: usize,
+    rows: Range<usize>,
+    col: &mut [f32],
+    padded: &mut Vec<f32>,
+) {
     let per_channel = s.kh * s.kw * n * rows.len() * s.out_w();
     for (c, dst) in col.chunks_exact_mut(per_channel).take(s.cin).enumerate() {
-        im2col_channel(s, x, n, rows.clone(), c, dst);
+        im2col_channel(s, x, n, rows.clone(), c, dst, padded);
     }
 }
 
 /// The `kh·kw` rows of [`im2col`]'s matrix that input channel `c` fills.
+///
+/// The input rows the band reads are first copied into `padded` with a border of zeros, so
+/// that each patch row is a single copy. Zeroing the one or two padding values at each end
+/// of every patch row instead cost as much as the copies: each was a call to `memset`.
 fn im2col_channel(
     s: &ConvShape,
     x: &[f32],
@@ -378,21 +393,36 @@ fn im2col_channel(
     rows: Range<usize>,
     c: usize,
     dst_rows: &mut [f32],
+    padded: &mut Vec<f32>,
 ) {
-    let ow = s.out_w();
+    let (ow, [sy, sx], [py, px]) = (s.out_w(), s.stride, s.padding);
     let per_image = rows.len() * ow;
     let row_len = n * per_image;
-    for ky in 0..s.kh {
-        for kx in 0..s.kw {
-            let dst_row = &mut dst_rows[(ky * s.kw + kx) * row_len..][..row_len];
-            let span = Span::new(s, kx);
-            for image in 0..n {
-                let plane = &x[(image * s.cin + c) * s.h * s.w..][..s.h * s.w];
-                let dst = &mut dst_row[image * per_image..(image + 1) * per_image];
-                for (oy, out) in rows.clone().zip(dst.chunks_exact_mut(ow)) {
-                    match source_row(s, oy, ky) {
-                        Some(iy) => span.copy(&plane[iy * s.w..(iy + 1) * s.w], out),
-                        None => out.fill(0.0),
+    // Padded input rows `first..first + in_rows` feed output rows `rows`.
+    let first = rows.start * sy;
+    let in_rows = (rows.len().max(1) - 1) * sy + s.kh;
+    let width = s.w + 2 * px;
+    for image in 0..n {
+        let plane = &x[(image * s.cin + c) * s.h * s.w..][..s.h * s.w];
+        padded.clear();
+        padded.resize(in_rows * width, 0.0);
+        for (r, dst) in padded.chunks_exact_mut(width).enumerate() {
+            if let Some(iy) = (first + r).checked_sub(py).filter(|&iy| iy < s.h) {
+                dst[px..][..s.w].copy_from_slice(&plane[iy * s.w..][..s.w]);
+            }
+        }
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let dst_row = &mut dst_rows[(ky * s.kw + kx) * row_len..][..row_len];
+                let dst = &mut dst_row[image * per_image..][..per_image];
+                for (r, out) in dst.chunks_exact_mut(ow).enumerate() {
+                    let src = &padded[(r * sy + ky) * width + kx..];
+                    if sx == 1 {
+                        out.copy_from_slice(&src[..ow]);
+                    } else {
+                        out.iter_mut()
+                            .zip(src.iter().step_by(sx))
+                            .for_each(|(o, v)| *o = *v);
                     }
                 }
             }
@@ -464,27 +494,7 @@ impl Span {
         }
     }
 
-    /// One im2col row segment: `out[ox] = row[ox·sx + kx − px]`, zero outside.
-    #[inline]
-    fn copy(&self, row: &[f32], out: &mut [f32]) {
-        let (lo, hi) = (self.lo, self.hi);
-        out[..lo].iter_mut().for_each(|o| *o = 0.0);
-        out[hi..].iter_mut().for_each(|o| *o = 0.0);
-        if self.stride == 1 {
-            for (o, v) in out[lo..hi].iter_mut().zip(&row[self.first..]) {
-                *o = *v;
-            }
-        } else {
-            for (o, i) in out[lo..hi]
-                .iter_mut()
-                .zip((self.first..).step_by(self.stride))
-            {
-                *o = row[i];
-            }
-        }
-    }
-
-    /// The transpose of [`Span::copy`]: `row[ox·sx + kx − px] += src[ox]`.
+    /// One col2im row segment: `row[ox·sx + kx − px] += src[ox]` where inside the row.
     #[inline]
     fn add(&self, src: &[f32], row: &mut [f32]) {
         let src = &src[self.lo..self.hi];
