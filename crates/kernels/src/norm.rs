@@ -62,11 +62,15 @@ pub fn forward(
     let (mean, variance): (Vec<f32>, Vec<f32>) = (0..s.channels)
         .into_par_iter()
         .map(|c| {
-            let mean = s.planes(x, c).map(|p| sum(p) as f64).sum::<f64>() / s.count();
+            let mean = s
+                .planes(x, c)
+                .map(|p| lane_sums(p, p, |v, _| [v])[0] as f64)
+                .sum::<f64>()
+                / s.count();
             let m = mean as f32;
             let var = s
                 .planes(x, c)
-                .map(|p| p.iter().map(|v| (v - m) * (v - m)).sum::<f32>() as f64)
+                .map(|p| lane_sums(p, p, |v, _| [(v - m) * (v - m)])[0] as f64)
                 .sum::<f64>()
                 / s.count();
             (mean as f32, var as f32)
@@ -125,12 +129,10 @@ pub fn backward(
             let mut sum_g = 0.0f64;
             let mut sum_gx = 0.0f64;
             for (xp, gp) in s.planes(x, c).zip(s.planes(g, c)) {
-                let (mut sg, mut sgx) = (0.0f32, 0.0f32);
-                for (x, g) in xp.iter().zip(gp) {
-                    let g = if relu && x * a + b <= 0.0 { 0.0 } else { *g };
-                    sg += g;
-                    sgx += g * (x - m) * is;
-                }
+                let [sg, sgx] = lane_sums(xp, gp, |x, g| {
+                    let g = if relu && x * a + b <= 0.0 { 0.0 } else { g };
+                    [g, g * (x - m) * is]
+                });
                 sum_g += sg as f64;
                 sum_gx += sgx as f64;
             }
@@ -178,17 +180,29 @@ fn affine(
         .unzip()
 }
 
-/// A sum the compiler can vectorise: eight independent partial sums.
-fn sum(v: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = v.chunks_exact(8);
-    let rest: f32 = chunks.remainder().iter().sum();
-    for c in chunks {
-        for (a, x) in acc.iter_mut().zip(c) {
-            *a += x;
+/// `Σ f(a[i], b[i])` (K sums at once) in eight independent lanes, so that the compiler
+/// vectorises it. A single running sum is a chain of dependent additions, one every few
+/// cycles, which made the statistics of batch norm cost more than its output pass.
+#[inline(always)]
+fn lane_sums<const K: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f32; K]) -> [f32; K] {
+    let mut acc = [[0.0f32; 8]; K];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut total = [0.0f32; K];
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        total.iter_mut().zip(f(*x, *y)).for_each(|(t, v)| *t += v);
+    }
+    for (x, y) in ca.zip(cb) {
+        for lane in 0..8 {
+            let v = f(x[lane], y[lane]);
+            for k in 0..K {
+                acc[k][lane] += v[k];
+            }
         }
     }
-    acc.iter().sum::<f32>() + rest
+    for k in 0..K {
+        total[k] += acc[k].iter().sum::<f32>();
+    }
+    total
 }
 
 fn check(s: &NormShape, x: &[f32], gamma: &[f32], beta: &[f32]) {
