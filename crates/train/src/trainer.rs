@@ -367,7 +367,7 @@ fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {
                 dampening: 0.0,
                 nesterov: true,
             }))
-            .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig {
+            .with_weight_decay((config.weight_decay > 0.0).then_some(WeightDecayConfig {
                 penalty: config.weight_decay as f32,
             }))
             .init(),
