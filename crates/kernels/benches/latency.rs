@@ -6,23 +6,9 @@
 //! Batch-1 latency is the sum of these small multiplies, so how a layer is split across
 //! the cores matters more than at batch 64.
 
-use std::time::Instant;
-
 use ferrite_kernels::conv::{ConvShape, Epilogue, forward_with};
 
-/// Median microseconds of `runs` calls of `f` after three warm-up calls.
-fn time_us(runs: usize, mut f: impl FnMut()) -> f64 {
-    (0..3).for_each(|_| f());
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[runs / 2]
-}
+mod common;
 
 fn values(n: usize) -> Vec<f32> {
     (0..n).map(|i| (i as f32 * 0.731).sin()).collect()
@@ -36,16 +22,6 @@ fn main() {
     println!();
     println!("| network | conv | MACs | µs | GFLOP/s |");
     println!("|---|---|---:|---:|---:|");
-    let ferrite = [
-        (1, 16, 48),
-        (16, 16, 48),
-        (16, 32, 24),
-        (32, 32, 24),
-        (32, 96, 12),
-        (96, 96, 12),
-        (96, 192, 6),
-        (192, 192, 6),
-    ];
     let vgg13 = [
         (1, 64, 48),
         (64, 64, 48),
@@ -55,7 +31,10 @@ fn main() {
         (256, 256, 12),
         (256, 256, 6),
     ];
-    for (net, shapes) in [("ferrite", &ferrite[..]), ("vgg13", &vgg13[..])] {
+    for (net, shapes) in [
+        ("ferrite", &common::FERRITE_CONVS[..]),
+        ("vgg13", &vgg13[..]),
+    ] {
         for &(cin, cout, side) in shapes {
             let s = ConvShape {
                 batch: 1,
@@ -76,9 +55,9 @@ fn main() {
                 shift: Some(&shift),
                 relu: true,
             };
-            let us = time_us(50, || {
+            let us = common::median_seconds(3, 50, || {
                 std::hint::black_box(forward_with(&s, &x, &w, &epilogue));
-            });
+            }) * 1e6;
             let macs = (cout * side * side * cin * 9) as f64;
             println!(
                 "| {net} | {cin}→{cout} {side}x{side} | {:.1} M | {us:.0} | {:.1} |",

@@ -6,8 +6,6 @@
 //! for batch norm + ReLU and 2x2 max pooling at each resolution, and for mini-Xception's
 //! depthwise convolutions.
 
-use std::time::Instant;
-
 use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
@@ -16,18 +14,11 @@ use ferrite_kernels::{conv2d, depthwise_conv2d, max_pool2x2, norm_train};
 
 const BATCH: usize = 64;
 
+mod common;
+
 /// Median milliseconds of `runs` calls of `f` after one warm-up call.
-fn time_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[runs / 2]
+fn time_ms(runs: usize, f: impl FnMut()) -> f64 {
+    common::median_seconds(1, runs, f) * 1e3
 }
 
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
@@ -60,16 +51,7 @@ fn main() {
         "| conv | MACs | fwd ours | fwd burn | fwd+bwd ours | fwd+bwd burn | fwd+bwd GFLOP/s ours | burn |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (cin, cout, side) in [
-        (1, 16, 48),
-        (16, 16, 48),
-        (16, 32, 24),
-        (32, 32, 24),
-        (32, 96, 12),
-        (96, 96, 12),
-        (96, 192, 6),
-        (192, 192, 6),
-    ] {
+    for (cin, cout, side) in common::FERRITE_CONVS {
         let plain = Device::flex();
         let w = random([cout, cin, 3, 3], &plain);
         let macs = (BATCH * cout * side * side * cin * 9) as f64;
