@@ -197,18 +197,10 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
                     let col = MatRef::rows(col, k, cols);
                     if n == 1 {
                         let start = rows.start * ow;
-                        matmul(&mut out[start..], p, weights, col, false);
-                        if !epilogue.is_noop() {
-                            for o in 0..s.cout {
-                                epilogue.apply(o, &mut out[o * p + start..][..cols]);
-                            }
-                        }
+                        multiply(&mut out[start..], p, weights, 0, col, epilogue);
                     } else {
                         let grouped = resized(&mut sc.grouped, s.cout * cols);
-                        matmul(grouped, cols, weights, col, false);
-                        for o in 0..s.cout {
-                            epilogue.apply(o, &mut grouped[o * cols..][..cols]);
-                        }
+                        multiply(grouped, cols, weights, 0, col, epilogue);
                         ungroup(grouped, out, s.cout, n, p);
                     }
                 }
@@ -248,11 +240,9 @@ fn forward_few(
                         let col = resized(&mut sc.col, k * cols);
                         im2col(s, x, 1, rows.clone(), col, &mut sc.padded);
                         let weights = MatRef::rows(w, s.cout, k);
-                        matmul(&mut piece, cols, weights, MatRef::rows(col, k, cols), false);
+                        let col = MatRef::rows(col, k, cols);
+                        multiply(&mut piece, cols, weights, 0, col, epilogue);
                     });
-                    for o in 0..s.cout {
-                        epilogue.apply(o, &mut piece[o * cols..][..cols]);
-                    }
                     (rows, piece)
                 })
                 .collect();
@@ -280,14 +270,30 @@ fn forward_few(
                     let first = i * per_thread;
                     let n = out.len() / p;
                     let weights = MatRef::rows(&w[first * k..], n, k);
-                    matmul(out, p, weights, col, false);
-                    for o in 0..n {
-                        epilogue.apply(first + o, &mut out[o * p..][..p]);
-                    }
+                    multiply(out, p, weights, first, col, epilogue);
                 });
         }
     }
     out
+}
+
+/// `W · col` into `dst` (row `o` at `dst[o · stride..]`) with the epilogue applied while the
+/// rows are in cache; `weights` are output channels `first..` of the layer, whose scale and
+/// shift the epilogue takes.
+fn multiply(
+    dst: &mut [f32],
+    stride: usize,
+    weights: MatRef,
+    first: usize,
+    col: MatRef,
+    epilogue: &Epilogue,
+) {
+    matmul(dst, stride, weights, col, false);
+    if !epilogue.is_noop() {
+        for o in 0..weights.rows {
+            epilogue.apply(first + o, &mut dst[o * stride..][..col.cols]);
+        }
+    }
 }
 
 /// Gradients of [`forward`] given the output gradient `g`: `(dx, dw)`. `dx` is skipped

@@ -1,5 +1,5 @@
-//! What the benchmarks share: the timer and the conv shapes. (A folder, so that cargo does not take it for a
-//! benchmark of its own.)
+//! What the benchmarks share: the timer and the conv shapes. (A folder, so that cargo does
+//! not take it for a benchmark of its own.)
 
 use std::time::Instant;
 
