@@ -32,6 +32,10 @@ pub const MIN_COLUMNS: usize = 256;
 /// multiply (a whole 48x48 map of 16 channels would be 1.3 MB).
 pub const MAX_COLUMNS: usize = 512;
 
+// A map is either batched (fewer positions than MIN_COLUMNS) or banded (more than
+// MAX_COLUMNS), never both: `ungroup` and `group` take whole maps.
+const _: () = assert!(MIN_COLUMNS <= MAX_COLUMNS);
+
 /// Sizes of one convolution: input `[batch, cin, h, w]`, weight `[cout, cin, kh, kw]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
