@@ -14,6 +14,10 @@
 //! one im2col matrix so that the multiply has at least [`MIN_COLUMNS`] columns; large ones are
 //! cut into bands of at most [`MAX_COLUMNS`]. Chunks of images run on rayon's threads; each
 //! multiply is single-threaded.
+//!
+//! Where the CPU has AVX-512, the forward pass and the input gradient of 3x3 convolutions with
+//! stride 1 and padding 1 (all of `ferrite`'s and `vgg13`'s but the first) run the direct
+//! kernel of [`crate::direct`] instead.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -160,7 +164,7 @@ impl Epilogue<'_> {
     }
 
     /// Applies to the values of output channel `o`.
-    fn apply(&self, o: usize, values: &mut [f32]) {
+    pub(crate) fn apply(&self, o: usize, values: &mut [f32]) {
         let a = self.scale.map_or(1.0, |s| s[o]);
         let b = self.shift.map_or(0.0, |s| s[o]);
         if self.relu {
@@ -181,6 +185,15 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
             "conv2d: one scale and shift per output channel"
         );
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::direct::applies(s) {
+        return crate::direct::forward(s, x, w, epilogue);
+    }
+    forward_im2col(s, x, w, epilogue)
+}
+
+/// [`forward_with`] as im2col + multiply.
+fn forward_im2col(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<f32> {
     let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
     let chunk = s.images_per_chunk();
     let threads = rayon::current_num_threads();
@@ -315,6 +328,22 @@ pub fn backward(
         s.batch * s.output_len(),
         "conv2d backward: gradient size"
     );
+    #[cfg(target_arch = "x86_64")]
+    if need_dx && crate::direct::applies(&crate::direct::transposed(s)) {
+        let dx = crate::direct::input_grad(s, w, g);
+        return (dx, backward_im2col(s, x, w, g, false).1);
+    }
+    backward_im2col(s, x, w, g, need_dx)
+}
+
+/// [`backward`] as im2col + multiply (weight gradient) and multiply + col2im (input gradient).
+fn backward_im2col(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    need_dx: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let (k, p, ow) = (s.patch(), s.positions(), s.out_w());
     let chunk = s.images_per_chunk();
     let mut dx = vec![0.0f32; if need_dx { x.len() } else { 0 }];
@@ -637,43 +666,85 @@ mod tests {
                 cout: 9,
                 ..base
             },
+            // For the direct kernel (3x3, stride 1, padding 1, 8+ input channels; the input
+            // gradient runs it with input and output channels swapped): rows of 8 + 4 + 1
+            // outputs with a part-filled second block of 32 output channels, and rows of
+            // 12 + 1 with 9 (one block of 16) in the input gradient;
+            ConvShape {
+                cin: 9,
+                h: 4,
+                w: 13,
+                cout: 40,
+                ..base
+            },
+            // short rows (4 + 1) with a part-filled third block of 32;
+            ConvShape {
+                cin: 8,
+                h: 5,
+                w: 5,
+                cout: 70,
+                ..base
+            },
+            // blocks of 16 output channels, the second with one, on rows of 6 + 4 + 1.
+            ConvShape {
+                cin: 16,
+                h: 7,
+                w: 11,
+                cout: 17,
+                ..base
+            },
         ]
     }
 
+    type Forward = fn(&ConvShape, &[f32], &[f32], &Epilogue) -> Vec<f32>;
+    type Backward = fn(&ConvShape, &[f32], &[f32], &[f32], bool) -> (Vec<f32>, Vec<f32>);
+
+    /// What every test checks: the public entry points (the direct kernels where they apply
+    /// on this CPU) and the im2col path on its own, so that both stay covered here.
+    const IMPLEMENTATIONS: [(&str, Forward, Backward); 2] = [
+        ("dispatch", forward_with, backward),
+        ("im2col", forward_im2col, backward_im2col),
+    ];
+
     #[test]
     fn forward_matches_the_definition() {
-        for s in shapes() {
-            let x = values(s.batch * s.input_len(), 0.0);
-            let w = values(s.weight_len(), 5.0);
-            let got = forward(&s, &x, &w);
-            let want = naive_forward(&s, &x, &w);
-            for (a, b) in got.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-4, "{s:?}: {a} vs {b}");
+        for (name, forward, _) in IMPLEMENTATIONS {
+            for s in shapes() {
+                let x = values(s.batch * s.input_len(), 0.0);
+                let w = values(s.weight_len(), 5.0);
+                let got = forward(&s, &x, &w, &Epilogue::default());
+                let want = naive_forward(&s, &x, &w);
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-4, "{name} {s:?}: {a} vs {b}");
+                }
             }
         }
     }
 
     #[test]
     fn the_epilogue_shifts_and_clamps() {
-        for s in shapes() {
-            let x = values(s.batch * s.input_len(), 4.0);
-            let w = values(s.weight_len(), 6.0);
-            let bias: Vec<f32> = (0..s.cout).map(|o| o as f32 * 0.5 - 1.0).collect();
-            let plain = naive_forward(&s, &x, &w);
-            let got = forward_with(
-                &s,
-                &x,
-                &w,
-                &Epilogue {
-                    scale: None,
-                    shift: Some(&bias),
-                    relu: true,
-                },
-            );
-            let p = s.out_h() * s.out_w();
-            for (i, (a, b)) in got.iter().zip(&plain).enumerate() {
-                let want = (b + bias[(i / p) % s.cout]).max(0.0);
-                assert!((a - want).abs() < 1e-4, "{s:?}: {a} vs {want}");
+        for (name, forward_with, _) in IMPLEMENTATIONS {
+            for s in shapes() {
+                let x = values(s.batch * s.input_len(), 4.0);
+                let w = values(s.weight_len(), 6.0);
+                let bias: Vec<f32> = (0..s.cout).map(|o| o as f32 * 0.5 - 1.0).collect();
+                let plain = naive_forward(&s, &x, &w);
+                let got = forward_with(
+                    &s,
+                    &x,
+                    &w,
+                    &Epilogue {
+                        scale: None,
+                        shift: Some(&bias),
+                        relu: true,
+                    },
+                );
+                let p = s.out_h() * s.out_w();
+                for (i, (a, b)) in got.iter().zip(&plain).enumerate() {
+                    let want = (b + bias[(i / p) % s.cout]).max(0.0);
+                    assert!((a - want).abs() < 1e-4, "{name} {s:?}: {a} vs {want}");
+                }
             }
         }
     }
@@ -682,26 +753,65 @@ mod tests {
     /// ⟨g, conv(x, w)⟩ = ⟨dx(g), x⟩ = ⟨dw(g), w⟩ (the forward is linear in each argument).
     #[test]
     fn gradients_are_the_adjoints_of_the_forward() {
+        for (name, _, backward) in IMPLEMENTATIONS {
+            for s in shapes() {
+                let x = values(s.batch * s.input_len(), 1.0);
+                let w = values(s.weight_len(), 2.0);
+                let g = values(s.batch * s.output_len(), 3.0);
+                let y = naive_forward(&s, &x, &w);
+                let dot = |a: &[f32], b: &[f32]| {
+                    a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>()
+                };
+                let (dx, dw) = backward(&s, &x, &w, &g, true);
+                let want = dot(&g, &y);
+                assert!(
+                    (dot(&dx, &x) - want).abs() < 1e-3 * want.abs().max(1.0),
+                    "{name} {s:?} dx"
+                );
+                assert!(
+                    (dot(&dw, &w) - want).abs() < 1e-3 * want.abs().max(1.0),
+                    "{name} {s:?} dw"
+                );
+                let (no_dx, dw2) = backward(&s, &x, &w, &g, false);
+                assert!(no_dx.is_empty());
+                assert_eq!(dw, dw2);
+            }
+        }
+    }
+
+    /// Entry by entry (the adjoint test checks one projection of each gradient): the
+    /// public gradients equal the im2col path's, wherever the direct kernels run.
+    #[test]
+    fn both_paths_give_the_same_gradients() {
         for s in shapes() {
-            let x = values(s.batch * s.input_len(), 1.0);
-            let w = values(s.weight_len(), 2.0);
-            let g = values(s.batch * s.output_len(), 3.0);
-            let y = naive_forward(&s, &x, &w);
-            let dot =
-                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(a, b)| (a * b) as f64).sum::<f64>();
+            let x = values(s.batch * s.input_len(), 7.0);
+            let w = values(s.weight_len(), 8.0);
+            let g = values(s.batch * s.output_len(), 9.0);
             let (dx, dw) = backward(&s, &x, &w, &g, true);
-            let want = dot(&g, &y);
-            assert!(
-                (dot(&dx, &x) - want).abs() < 1e-3 * want.abs().max(1.0),
-                "{s:?} dx"
-            );
-            assert!(
-                (dot(&dw, &w) - want).abs() < 1e-3 * want.abs().max(1.0),
-                "{s:?} dw"
-            );
-            let (no_dx, dw2) = backward(&s, &x, &w, &g, false);
-            assert!(no_dx.is_empty());
-            assert_eq!(dw, dw2);
+            let (dx2, dw2) = backward_im2col(&s, &x, &w, &g, true);
+            for (got, want, what) in [(dx, dx2, "dx"), (dw, dw2, "dw")] {
+                assert_eq!(got.len(), want.len(), "{s:?} {what}");
+                let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() < 1e-5 * scale, "{s:?} {what}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    /// Says so when this CPU runs none of the direct kernels (no AVX-512): the tests above
+    /// then check the im2col path twice.
+    #[test]
+    fn report_which_paths_ran() {
+        #[cfg(target_arch = "x86_64")]
+        let direct = shapes()
+            .iter()
+            .filter(|s| crate::direct::applies(s))
+            .count();
+        #[cfg(not(target_arch = "x86_64"))]
+        let direct = 0;
+        if direct == 0 {
+            eprintln!("conv tests: no AVX-512 here, the direct kernels were not tested");
         }
     }
 }

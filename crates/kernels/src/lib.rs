@@ -12,6 +12,8 @@
 mod backend;
 pub mod conv;
 pub mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod direct;
 mod gemm;
 pub mod norm;
 pub mod pool;
