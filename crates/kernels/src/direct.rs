@@ -4,7 +4,8 @@
 //! Why: im2col writes a patch matrix nine times the input's size, and the multiply then packs
 //! it once more before its microkernel reads it. Here the microkernel reads the (zero-bordered)
 //! input itself, so neither copy exists. On this project's 2-core Zen 4 machine the forward
-//! pass runs at 150-210 GFLOP/s, close to the cores' peak (docs/performance.md, run F).
+//! pass runs at 145-205 GFLOP/s on our layers, close to the cores' peak (docs/performance.md,
+//! run F).
 //!
 //! - forward: each tile holds up to 12 consecutive output positions of one row x 16 output
 //!   channels, or 8 x 32, in registers; for every `(c, ky, kx)` it broadcasts the 12 input values
@@ -161,7 +162,7 @@ fn pad_into(
 
 /// Tile widths covering a row of `ow` outputs: as wide as the registers allow, then what is
 /// left. A tile needs `n · nv` sums, `nv` weight vectors and up to `n` broadcast inputs in
-/// the 32 vector registers; with 24 sums LLVM spilled sums to the stack (1.7x slower).
+/// the 32 vector registers; with 24 sums LLVM spilled sums to the stack (up to 1.7x slower).
 fn row_tiles(ow: usize, nv: usize) -> impl Iterator<Item = usize> {
     let widest = if nv == 1 { 12 } else { 8 };
     let mut left = ow;
