@@ -666,11 +666,12 @@ mod tests {
                 cout: 9,
                 ..base
             },
-            // For the direct kernel (3x3, stride 1, padding 1, 8+ input channels; the input
-            // gradient runs it with input and output channels swapped): rows of 8 + 4 + 1
+            // For the direct kernel (3x3, stride 1, padding 1, 8+ input channels, an image
+            // per thread; the input gradient runs it with input and output channels swapped): rows of 8 + 4 + 1
             // outputs with a part-filled second block of 32 output channels, and rows of
             // 12 + 1 with 9 (one block of 16) in the input gradient;
             ConvShape {
+                batch: 16,
                 cin: 9,
                 h: 4,
                 w: 13,
@@ -679,6 +680,7 @@ mod tests {
             },
             // short rows (4 + 1) with a part-filled third block of 32;
             ConvShape {
+                batch: 16,
                 cin: 8,
                 h: 5,
                 w: 5,
@@ -687,6 +689,7 @@ mod tests {
             },
             // blocks of 16 output channels, the second with one, on rows of 6 + 4 + 1.
             ConvShape {
+                batch: 16,
                 cin: 16,
                 h: 7,
                 w: 11,
@@ -799,19 +802,22 @@ mod tests {
         }
     }
 
-    /// Says so when this CPU runs none of the direct kernels (no AVX-512): the tests above
-    /// then check the im2col path twice.
+    /// Where the CPU has AVX-512 (and at most 16 threads), the tests above do reach the direct
+    /// kernel: its forward pass on the three shapes with 8+ input channels, its input gradient
+    /// on those with 8+ output channels. Elsewhere they check the im2col path twice, and this
+    /// says so.
     #[test]
-    fn report_which_paths_ran() {
+    fn the_tests_reach_the_direct_kernel() {
         #[cfg(target_arch = "x86_64")]
-        let direct = shapes()
-            .iter()
-            .filter(|s| crate::direct::applies(s))
-            .count();
-        #[cfg(not(target_arch = "x86_64"))]
-        let direct = 0;
-        if direct == 0 {
-            eprintln!("conv tests: no AVX-512 here, the direct kernels were not tested");
+        if std::arch::is_x86_feature_detected!("avx512f") && rayon::current_num_threads() <= 16 {
+            let count = |f: &dyn Fn(&ConvShape) -> bool| shapes().iter().filter(|s| f(s)).count();
+            assert_eq!(count(&|s| crate::direct::applies(s)), 3);
+            assert_eq!(
+                count(&|s| crate::direct::applies(&crate::direct::transposed(s))),
+                3
+            );
+            return;
         }
+        eprintln!("conv tests: SKIPPED the direct kernel (no AVX-512, or over 16 threads)");
     }
 }
