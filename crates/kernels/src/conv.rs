@@ -667,9 +667,10 @@ mod tests {
                 ..base
             },
             // For the direct kernel (3x3, stride 1, padding 1, 8+ input channels, an image
-            // per thread; the input gradient runs it with input and output channels swapped): rows of 8 + 4 + 1
-            // outputs with a part-filled second block of 32 output channels, and rows of
-            // 12 + 1 with 9 (one block of 16) in the input gradient;
+            // per thread; the input gradient runs it with input and output channels
+            // swapped): rows of 8 + 4 + 1 outputs with a part-filled second block of 32
+            // output channels, and rows of 12 + 1 with 9 (one block of 16) in the input
+            // gradient;
             ConvShape {
                 batch: 16,
                 cin: 9,

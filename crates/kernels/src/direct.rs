@@ -130,15 +130,16 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
 /// # Panics
 /// If [`applies`] is false for [`transposed`]`(s)`.
 pub fn input_grad(s: &ConvShape, w: &[f32], g: &[f32]) -> Vec<f32> {
-    let mut turned = vec![0.0f32; w.len()];
+    let turned = crate::depthwise::turned(w, 9);
+    // `[cout, cin, 3, 3]` → `[cin, cout, 3, 3]`.
+    let mut swapped = vec![0.0f32; w.len()];
     for o in 0..s.cout {
         for c in 0..s.cin {
-            for t in 0..9 {
-                turned[(c * s.cout + o) * 9 + 8 - t] = w[(o * s.cin + c) * 9 + t];
-            }
+            swapped[(c * s.cout + o) * 9..][..9]
+                .copy_from_slice(&turned[(o * s.cin + c) * 9..][..9]);
         }
     }
-    forward(&transposed(s), g, &turned, &Epilogue::default())
+    forward(&transposed(s), g, &swapped, &Epilogue::default())
 }
 
 /// Copies `channels` planes of `h x w` into `dst` (planes `plane` apart, rows `width`
