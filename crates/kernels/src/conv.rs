@@ -16,8 +16,9 @@
 //! multiply is single-threaded.
 //!
 //! Where the CPU has AVX-512, the forward pass and the input gradient of 3x3 convolutions with
-//! stride 1 and padding 1 (all of `ferrite`'s and `vgg13`'s but the first) run the direct
-//! kernel of [`crate::direct`] instead.
+//! stride 1 and padding 1 (all of `ferrite`'s and `vgg13`'s but the first) run Winograd's
+//! F(2x2, 3x3) ([`crate::winograd`], 32+ channels in and out) or the direct kernel of
+//! [`crate::direct`] instead.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -121,11 +122,11 @@ impl ConvShape {
 /// Buffers one thread reuses from call to call, so that a training step does not fault in
 /// fresh pages for every layer.
 #[derive(Default)]
-struct Scratch {
-    col: Vec<f32>,
-    padded: Vec<f32>,
-    dcol: Vec<f32>,
-    grouped: Vec<f32>,
+pub(crate) struct Scratch {
+    pub(crate) col: Vec<f32>,
+    pub(crate) padded: Vec<f32>,
+    pub(crate) dcol: Vec<f32>,
+    pub(crate) grouped: Vec<f32>,
 }
 
 thread_local! {
@@ -134,11 +135,11 @@ thread_local! {
 
 /// Runs `f` with this thread's scratch buffers. The closures that call it run no rayon work
 /// themselves, so a thread never re-enters it.
-fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|s| f(&mut s.borrow_mut()))
 }
 
-fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(crate) fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     v.resize(len, 0.0);
     &mut v[..len]
 }
@@ -159,7 +160,7 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    fn is_noop(&self) -> bool {
+    pub(crate) fn is_noop(&self) -> bool {
         self.scale.is_none() && self.shift.is_none() && !self.relu
     }
 
@@ -175,6 +176,32 @@ impl Epilogue<'_> {
     }
 }
 
+/// Which implementation runs a convolution (its forward pass) on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// [`crate::winograd`]: 3x3, stride 1, padding 1, 32+ channels in and out, AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    Winograd,
+    /// [`crate::direct`]: 3x3, stride 1, padding 1, 8+ input channels, AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    Direct,
+    /// im2col + multiply: every other shape and CPU.
+    Im2col,
+}
+
+fn path(s: &ConvShape) -> Path {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::winograd::applies(s) {
+            return Path::Winograd;
+        }
+        if crate::direct::applies(s) {
+            return Path::Direct;
+        }
+    }
+    Path::Im2col
+}
+
 /// [`forward`] with an [`Epilogue`] fused into the output pass.
 pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<f32> {
     s.check(x, w);
@@ -185,9 +212,12 @@ pub fn forward_with(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) ->
             "conv2d: one scale and shift per output channel"
         );
     }
-    #[cfg(target_arch = "x86_64")]
-    if crate::direct::applies(s) {
-        return crate::direct::forward(s, x, w, epilogue);
+    match path(s) {
+        #[cfg(target_arch = "x86_64")]
+        Path::Winograd => return crate::winograd::forward(s, x, w, epilogue),
+        #[cfg(target_arch = "x86_64")]
+        Path::Direct => return crate::direct::forward(s, x, w, epilogue),
+        Path::Im2col => {}
     }
     forward_im2col(s, x, w, epilogue)
 }
@@ -328,12 +358,57 @@ pub fn backward(
         s.batch * s.output_len(),
         "conv2d backward: gradient size"
     );
+    // For 3x3, stride 1, padding 1 the input gradient is a forward pass of `g` (see
+    // `turned_and_swapped`), which the Winograd or direct kernel runs where it applies; the
+    // weight gradient has a Winograd form too. What is left goes through im2col.
     #[cfg(target_arch = "x86_64")]
-    if need_dx && crate::direct::applies(&crate::direct::transposed(s)) {
-        let dx = crate::direct::input_grad(s, w, g);
-        return (dx, backward_im2col(s, x, w, g, false).1);
+    if crate::winograd::weight_grad_applies(s) {
+        let dx = if need_dx {
+            input_grad(s, w, g)
+        } else {
+            Vec::new()
+        };
+        return (dx, crate::winograd::weight_grad(s, x, g));
+    }
+    if need_dx && path(&transposed(s)) != Path::Im2col {
+        return (input_grad(s, w, g), backward_im2col(s, x, w, g, false).1);
     }
     backward_im2col(s, x, w, g, need_dx)
+}
+
+/// The input gradient of a 3x3, stride-1, padding-1 convolution as a forward pass of `g`.
+fn input_grad(s: &ConvShape, w: &[f32], g: &[f32]) -> Vec<f32> {
+    forward_with(
+        &transposed(s),
+        g,
+        &turned_and_swapped(s, w),
+        &Epilogue::default(),
+    )
+}
+
+/// The convolution whose forward pass is the input gradient of `s` (3x3, stride 1, padding
+/// 1): input and output channels swapped.
+pub(crate) fn transposed(s: &ConvShape) -> ConvShape {
+    ConvShape {
+        cin: s.cout,
+        cout: s.cin,
+        ..*s
+    }
+}
+
+/// The kernels of [`transposed`]`(s)`: each turned 180 degrees, `[cout, cin, 3, 3]` →
+/// `[cin, cout, 3, 3]`. With them, the input gradient of a 3x3, stride-1, padding-1
+/// convolution is a forward pass of the output gradient.
+pub(crate) fn turned_and_swapped(s: &ConvShape, w: &[f32]) -> Vec<f32> {
+    let turned = crate::depthwise::turned(w, 9);
+    let mut swapped = vec![0.0f32; w.len()];
+    for o in 0..s.cout {
+        for c in 0..s.cin {
+            swapped[(c * s.cout + o) * 9..][..9]
+                .copy_from_slice(&turned[(o * s.cin + c) * 9..][..9]);
+        }
+    }
+    swapped
 }
 
 /// [`backward`] as im2col + multiply (weight gradient) and multiply + col2im (input gradient).
@@ -697,6 +772,26 @@ mod tests {
                 cout: 17,
                 ..base
             },
+            // For the Winograd kernel (32+ channels in and out, both ways): odd sides, whose
+            // last tiles lose a row and a column, a part-filled second block of 32 output
+            // channels, and (input gradient) one block of 32 and one of 1;
+            ConvShape {
+                batch: 16,
+                cin: 32,
+                h: 7,
+                w: 5,
+                cout: 33,
+                ..base
+            },
+            // even sides, 9 tiles per image, so that several images share a chunk.
+            ConvShape {
+                batch: 16,
+                cin: 40,
+                h: 6,
+                w: 6,
+                cout: 64,
+                ..base
+            },
         ]
     }
 
@@ -803,22 +898,37 @@ mod tests {
         }
     }
 
-    /// Where the CPU has AVX-512 (and at most 16 threads), the tests above do reach the direct
-    /// kernel: its forward pass on the three shapes with 8+ input channels, its input gradient
-    /// on those with 8+ output channels. Elsewhere they check the im2col path twice, and this
-    /// says so.
+    /// Where the CPU has AVX-512 (and at most 16 threads), the tests above do reach the fast
+    /// kernels, both ways: the direct kernel on the three shapes with 8-31 channels, Winograd
+    /// (and its weight gradient) on the two with 32 or more. Elsewhere they check the im2col path twice, and this says
+    /// so.
     #[test]
-    fn the_tests_reach_the_direct_kernel() {
+    fn the_tests_reach_the_fast_kernels() {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") && rayon::current_num_threads() <= 16 {
-            let count = |f: &dyn Fn(&ConvShape) -> bool| shapes().iter().filter(|s| f(s)).count();
-            assert_eq!(count(&|s| crate::direct::applies(s)), 3);
-            assert_eq!(
-                count(&|s| crate::direct::applies(&crate::direct::transposed(s))),
-                3
-            );
+            let count = |p: Path, turn: bool| {
+                shapes()
+                    .iter()
+                    .filter(|s| path(&if turn { transposed(s) } else { **s }) == p)
+                    .count()
+            };
+            for turn in [false, true] {
+                assert_eq!(count(Path::Direct, turn), 3, "direct, transposed: {turn}");
+                assert_eq!(
+                    count(Path::Winograd, turn),
+                    2,
+                    "winograd, transposed: {turn}"
+                );
+            }
+            let winograd_dw = shapes()
+                .iter()
+                .filter(|s| crate::winograd::weight_grad_applies(s))
+                .count();
+            assert_eq!(winograd_dw, 2, "winograd weight gradient");
             return;
         }
-        eprintln!("conv tests: SKIPPED the direct kernel (no AVX-512, or over 16 threads)");
+        eprintln!(
+            "conv tests: SKIPPED the direct and Winograd kernels (no AVX-512, or over 16 threads)"
+        );
     }
 }

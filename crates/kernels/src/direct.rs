@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use crate::conv::{ConvShape, Epilogue};
 
 /// f32 lanes in one AVX-512 register.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Whether the direct kernel serves this convolution on this CPU: 3x3, stride 1, padding 1,
 /// at least 8 input channels (a network's first layer, with one, multiplies faster: its
@@ -41,28 +41,18 @@ pub fn applies(s: &ConvShape) -> bool {
         && std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// The convolution whose forward pass is the input gradient of `s` (for 3x3, stride 1,
-/// padding 1): input and output channels swapped.
-pub fn transposed(s: &ConvShape) -> ConvShape {
-    ConvShape {
-        cin: s.cout,
-        cout: s.cin,
-        ..*s
-    }
-}
-
 /// Output channels per tile, in registers of 16.
-fn vectors_per_tile(s: &ConvShape) -> usize {
-    if s.cout >= 32 { 2 } else { 1 }
+pub(crate) fn vectors_per_tile(cout: usize) -> usize {
+    if cout >= 32 { 2 } else { 1 }
 }
 
-/// Weights `[cout, cin, 3, 3]` regrouped as `[cout / block][cin][3][3][block]`, with
-/// `block = 16 · nv` output channels side by side (the last block zero-filled).
-fn pack_weights(s: &ConvShape, w: &[f32], nv: usize) -> Vec<f32> {
+/// Weights `[cout, k]` (for a 3x3 convolution `k = cin · 9`) regrouped as
+/// `[cout / block][k][block]`, with `block = 16 · nv` output channels side by side (the last
+/// block zero-filled): what [`tile_dispatch`] reads.
+pub(crate) fn pack_weights(w: &[f32], cout: usize, k: usize, nv: usize) -> Vec<f32> {
     let block = nv * LANES;
-    let k = s.cin * 9;
-    let mut packed = vec![0.0; s.cout.div_ceil(block) * k * block];
-    for o in 0..s.cout {
+    let mut packed = vec![0.0; cout.div_ceil(block) * k * block];
+    for o in 0..cout {
         let (b, lane) = (o / block, o % block);
         for (j, &v) in w[o * k..][..k].iter().enumerate() {
             packed[(b * k + j) * block + lane] = v;
@@ -79,10 +69,10 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
     assert!(applies(s), "direct conv: unsupported shape or CPU");
     let (oh, ow) = (s.out_h(), s.out_w());
     let positions = oh * ow;
-    let nv = vectors_per_tile(s);
+    let nv = vectors_per_tile(s.cout);
     let block = nv * LANES;
-    let packed = pack_weights(s, w, nv);
     let k = s.cin * 9;
+    let packed = pack_weights(w, s.cout, k, nv);
     let width = s.w + 2;
     let plane = (s.h + 2) * width;
     let mut out = vec![0.0f32; s.batch * s.cout * positions];
@@ -105,7 +95,9 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
                             // `input[c·plane + ky·width + kx + p]` for p < n ≤ ow - ox,
                             // inside the padded image, and k·block weights.
                             unsafe {
-                                tile_dispatch(n, nv, input, plane, width, s.cin, weights, &mut tile)
+                                tile_dispatch(
+                                    n, nv, input, plane, width, s.cin, 3, weights, &mut tile,
+                                )
                             };
                             for o in channels.clone() {
                                 let lane = o - b * block;
@@ -122,24 +114,6 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
             },
         );
     out
-}
-
-/// The input gradient of a 3x3, stride-1, padding-1 convolution: a forward pass of the output
-/// gradient with the kernels turned 180 degrees and input and output channels swapped.
-///
-/// # Panics
-/// If [`applies`] is false for [`transposed`]`(s)`.
-pub fn input_grad(s: &ConvShape, w: &[f32], g: &[f32]) -> Vec<f32> {
-    let turned = crate::depthwise::turned(w, 9);
-    // `[cout, cin, 3, 3]` → `[cin, cout, 3, 3]`.
-    let mut swapped = vec![0.0f32; w.len()];
-    for o in 0..s.cout {
-        for c in 0..s.cin {
-            swapped[(c * s.cout + o) * 9..][..9]
-                .copy_from_slice(&turned[(o * s.cin + c) * 9..][..9]);
-        }
-    }
-    forward(&transposed(s), g, &swapped, &Epilogue::default())
 }
 
 /// Copies `channels` planes of `h x w` into `dst` (planes `plane` apart, rows `width`
@@ -164,7 +138,7 @@ fn pad_into(
 /// Tile widths covering a row of `ow` outputs: as wide as the registers allow, then what is
 /// left. A tile needs `n · nv` sums, `nv` weight vectors and up to `n` broadcast inputs in
 /// the 32 vector registers; with 24 sums LLVM spilled sums to the stack (up to 1.7x slower).
-fn row_tiles(ow: usize, nv: usize) -> impl Iterator<Item = usize> {
+pub(crate) fn row_tiles(ow: usize, nv: usize) -> impl Iterator<Item = usize> {
     let widest = if nv == 1 { 12 } else { 8 };
     let mut left = ow;
     std::iter::from_fn(move || {
@@ -174,38 +148,40 @@ fn row_tiles(ow: usize, nv: usize) -> impl Iterator<Item = usize> {
     })
 }
 
-/// Runs the tile for `n` positions and `nv` vectors of output channels.
+/// Runs the tile for `n` positions and `nv` vectors of output channels, over a `side` x
+/// `side` window (1 makes it a plain product: `out[p] = Σ_c w[c] · input[c·plane + p]`).
 ///
 /// # Safety
-/// avx512f must be available; `input` must hold `(cin - 1)·plane + 2·width + 2 + n` values
-/// and `weights` `cin · 9 · nv · 16`.
+/// avx512f must be available; `input` must hold `(cin - 1)·plane + (side - 1)·(width + 1) + n`
+/// values and `weights` `cin · side² · nv · 16`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_dispatch(
+pub(crate) unsafe fn tile_dispatch(
     n: usize,
     nv: usize,
     input: &[f32],
     plane: usize,
     width: usize,
     cin: usize,
+    side: usize,
     weights: &[f32],
     out: &mut [[f32; 2 * LANES]; 12],
 ) {
-    debug_assert!(input.len() >= (cin - 1) * plane + 2 * width + 2 + n);
-    debug_assert_eq!(weights.len(), cin * 9 * nv * LANES);
+    debug_assert!(input.len() >= (cin - 1) * plane + (side - 1) * (width + 1) + n);
+    debug_assert_eq!(weights.len(), cin * side * side * nv * LANES);
     let (x, w) = (input.as_ptr(), weights.as_ptr());
     // SAFETY: forwarded from the caller.
     unsafe {
         match (n, nv) {
-            (12, 1) => tile::<12, 1>(x, plane, width, cin, 3, w, out),
-            (6, 1) => tile::<6, 1>(x, plane, width, cin, 3, w, out),
-            (4, 1) => tile::<4, 1>(x, plane, width, cin, 3, w, out),
-            (2, 1) => tile::<2, 1>(x, plane, width, cin, 3, w, out),
-            (1, 1) => tile::<1, 1>(x, plane, width, cin, 3, w, out),
-            (8, 2) => tile::<8, 2>(x, plane, width, cin, 3, w, out),
-            (6, 2) => tile::<6, 2>(x, plane, width, cin, 3, w, out),
-            (4, 2) => tile::<4, 2>(x, plane, width, cin, 3, w, out),
-            (2, 2) => tile::<2, 2>(x, plane, width, cin, 3, w, out),
-            (1, 2) => tile::<1, 2>(x, plane, width, cin, 3, w, out),
+            (12, 1) => tile::<12, 1>(x, plane, width, cin, side, w, out),
+            (6, 1) => tile::<6, 1>(x, plane, width, cin, side, w, out),
+            (4, 1) => tile::<4, 1>(x, plane, width, cin, side, w, out),
+            (2, 1) => tile::<2, 1>(x, plane, width, cin, side, w, out),
+            (1, 1) => tile::<1, 1>(x, plane, width, cin, side, w, out),
+            (8, 2) => tile::<8, 2>(x, plane, width, cin, side, w, out),
+            (6, 2) => tile::<6, 2>(x, plane, width, cin, side, w, out),
+            (4, 2) => tile::<4, 2>(x, plane, width, cin, side, w, out),
+            (2, 2) => tile::<2, 2>(x, plane, width, cin, side, w, out),
+            (1, 2) => tile::<1, 2>(x, plane, width, cin, side, w, out),
             _ => unreachable!("no {n}x{nv} tile"),
         }
     }

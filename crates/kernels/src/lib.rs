@@ -17,6 +17,8 @@ mod direct;
 mod gemm;
 pub mod norm;
 pub mod pool;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::activation::relu;

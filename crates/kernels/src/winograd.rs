@@ -1,0 +1,414 @@
+//! Winograd F(2x2, 3x3) convolution (stride 1, padding 1) with AVX-512, for the deep layers.
+//!
+//! Why: a 3x3 convolution spends 9 multiply-adds per output and input channel. Winograd's
+//! minimal filtering computes each 2x2 block of outputs from a 4x4 block of inputs with 16
+//! products instead of 36, 2.25x fewer multiplies, at the price of cheap linear transforms
+//! (additions) of the input tiles, the kernels and the output tiles:
+//!
+//! `M[e] (cout x tiles) = U[e] (cout x cin) · V[e] (cin x tiles)` for each of the 16
+//! positions `e` of a 4x4 tile, with `U = G g Gᵀ` (each 3x3 kernel `g`), `V = Bᵀ d B` (each
+//! 4x4 input tile `d`) and the 2x2 outputs `y = Aᵀ M A`.
+//!
+//! The 16 products run on the direct kernel's register tile ([`crate::direct`]) with a 1x1
+//! window: up to 12 tiles x 16 output channels (or 8 x 32) at a time, for all 16 `e`, and
+//! the output transform of those tiles follows while they are in L1, so `M` is never
+//! written out. Where the channels are many and the maps small this beats the direct kernel
+//! (docs/performance.md). F(2x2, 3x3) costs almost no precision in f32: its transforms
+//! only add, subtract and halve.
+//!
+//! The input gradient is the same forward pass of the output gradient with the kernels
+//! turned 180 degrees and the channels swapped ([`crate::conv::turned_and_swapped`]). The
+//! weight gradient has a Winograd form as well ([`weight_grad`]), faster than im2col on the
+//! small maps of `ferrite`'s deep layers only.
+
+use rayon::prelude::*;
+
+use crate::conv::{ConvShape, Epilogue, resized, with_scratch};
+use crate::direct::{LANES, pack_weights, row_tiles, tile_dispatch, vectors_per_tile};
+use crate::gemm::{MatRef, matmul};
+
+/// Values in a transformed tile (4x4).
+const E: usize = 16;
+
+/// Fewest tiles per unit of parallel work: small maps (9 tiles at 6x6) batch several
+/// images, so that the kernels' transform and packing are spread over enough work.
+const MIN_TILES: usize = 128;
+
+/// Whether the Winograd kernel serves this convolution: 3x3, stride 1, padding 1, with at
+/// least 32 input and 32 output channels (fewer, and the transforms cost more than the
+/// multiplies save), at least one image per thread, on a CPU with AVX-512F.
+pub fn applies(s: &ConvShape) -> bool {
+    s.kh == 3
+        && s.kw == 3
+        && s.stride == [1, 1]
+        && s.padding == [1, 1]
+        && s.cin >= 32
+        && s.cout >= 32
+        && s.batch >= rayon::current_num_threads()
+        && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// `U = G g Gᵀ` for every kernel `g` of `w [cout, cin, 3, 3]`, as `[16][cout][cin]`.
+fn transform_kernels(s: &ConvShape, w: &[f32]) -> Vec<f32> {
+    let (cout, cin) = (s.cout, s.cin);
+    let mut u = vec![0.0f32; E * cout * cin];
+    for o in 0..cout {
+        for c in 0..cin {
+            let g = &w[(o * cin + c) * 9..][..9];
+            // G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], applied to the columns, then the rows.
+            let mut t = [[0.0f32; 3]; 4];
+            for j in 0..3 {
+                let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j]);
+                t[0][j] = g0;
+                t[1][j] = 0.5 * (g0 + g1 + g2);
+                t[2][j] = 0.5 * (g0 - g1 + g2);
+                t[3][j] = g2;
+            }
+            for (i, [a, b, d]) in t.into_iter().enumerate() {
+                let row = [a, 0.5 * (a + b + d), 0.5 * (a - b + d), d];
+                for (j, v) in row.into_iter().enumerate() {
+                    u[((i * 4 + j) * cout + o) * cin + c] = v;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// Images per multiply: enough for [`MIN_TILES`] tiles, and a number of chunks that splits
+/// evenly over the threads.
+fn images_per_chunk(s: &ConvShape, tiles_per_image: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let wanted = MIN_TILES.div_ceil(tiles_per_image).clamp(1, s.batch.max(1));
+    let rounds = s.batch.div_ceil(threads * wanted);
+    s.batch.div_ceil(threads * rounds).max(1)
+}
+
+/// The convolution of `x` with `w`, with the epilogue applied to each output value.
+///
+/// # Panics
+/// If [`applies`] is false for `s`.
+pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<f32> {
+    assert!(applies(s), "winograd conv: unsupported shape or CPU");
+    let positions = s.h * s.w;
+    let tiles_per_image = s.h.div_ceil(2) * s.w.div_ceil(2);
+    let nv = vectors_per_tile(s.cout);
+    let block = nv * LANES;
+    let blocks = s.cout.div_ceil(block);
+    // U, packed for the tile: `[e][block][cin][16 · nv]`.
+    let u = transform_kernels(s, w);
+    let mut packed = Vec::with_capacity(E * blocks * s.cin * block);
+    for ue in u.chunks_exact(s.cout * s.cin) {
+        packed.extend(pack_weights(ue, s.cout, s.cin, nv));
+    }
+    let per_e = blocks * s.cin * block;
+    let chunk = images_per_chunk(s, tiles_per_image);
+    let mut out = vec![0.0f32; s.batch * s.cout * positions];
+    out.par_chunks_mut(chunk * s.cout * positions)
+        .zip(x.par_chunks(chunk * s.cin * positions))
+        .for_each(|(out, x)| {
+            let n = x.len() / (s.cin * positions);
+            let tiles = n * tiles_per_image;
+            with_scratch(|sc| {
+                let v = resized(&mut sc.col, E * s.cin * tiles);
+                // SAFETY: avx512f was detected in `applies`.
+                unsafe { transform_inputs(s, x, n, v, &mut sc.padded) };
+                // M for one group of tiles and one block of channels: `[e][tile][lane]`.
+                let mut m = [[[0.0f32; 2 * LANES]; 12]; E];
+                for b in 0..blocks {
+                    let channels = (b * block)..((b + 1) * block).min(s.cout);
+                    let mut first = 0;
+                    for np in row_tiles(tiles, nv) {
+                        for (e, me) in m.iter_mut().enumerate() {
+                            let weights = &packed[e * per_e + b * s.cin * block..][..s.cin * block];
+                            // SAFETY: avx512f was detected in `applies`; the tile reads
+                            // `v[e·cin·tiles + c·tiles + first + p]` for c < cin and
+                            // p < np ≤ tiles − first, inside `v`, and cin·block weights.
+                            unsafe {
+                                tile_dispatch(
+                                    np,
+                                    nv,
+                                    &v[e * s.cin * tiles + first..],
+                                    tiles,
+                                    0,
+                                    s.cin,
+                                    1,
+                                    weights,
+                                    me,
+                                )
+                            };
+                        }
+                        // SAFETY: as above.
+                        unsafe {
+                            transform_outputs(s, &m, first..first + np, channels.clone(), out)
+                        };
+                        first += np;
+                    }
+                }
+            });
+            if !epilogue.is_noop() {
+                for (i, plane) in out.chunks_exact_mut(positions).enumerate() {
+                    epilogue.apply(i % s.cout, plane);
+                }
+            }
+        });
+    out
+}
+
+/// `V = Bᵀ d B` for every 4x4 input tile `d` of the `n` images in `x`, as
+/// `[16][cin][tiles]` (tiles image by image, row by row). Tile `(ty, tx)` covers inputs
+/// `2ty − 1 .. 2ty + 3` by `2tx − 1 .. 2tx + 3`, zero outside the image.
+///
+/// A row of tiles at a time, so that every loop runs along a row and vectorises:
+/// `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]` first combines the four input rows
+/// element by element, then each combined row gives the four values of every tile in it.
+///
+/// # Safety
+/// The CPU must have AVX-512F (the loops are compiled for it).
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_inputs(
+    s: &ConvShape,
+    x: &[f32],
+    n: usize,
+    v: &mut [f32],
+    padded: &mut Vec<f32>,
+) {
+    let (h, wd) = (s.h, s.w);
+    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let tiles = n * th * tw;
+    let mut e_planes: Vec<&mut [f32]> = v.chunks_exact_mut(s.cin * tiles).collect();
+    // The image with a zero border, grown to whole tiles: `2·th + 2` rows of `2·tw + 2`,
+    // then four rows of scratch for the combined rows.
+    let pw = 2 * tw + 2;
+    let rows = 2 * th + 2;
+    padded.clear();
+    padded.resize((rows + 4) * pw, 0.0);
+    let (image_rows, combined) = padded.split_at_mut(rows * pw);
+    for image in 0..n {
+        for c in 0..s.cin {
+            let plane = &x[(image * s.cin + c) * h * wd..][..h * wd];
+            for (y, row) in plane.chunks_exact(wd).enumerate() {
+                image_rows[(y + 1) * pw + 1..][..wd].copy_from_slice(row);
+            }
+            for ty in 0..th {
+                let d = |r: usize| &image_rows[(2 * ty + r) * pw..][..pw];
+                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+                let (t0, rest) = combined.split_at_mut(pw);
+                let (t1, rest) = rest.split_at_mut(pw);
+                let (t2, t3) = rest.split_at_mut(pw);
+                for k in 0..pw {
+                    t0[k] = d0[k] - d2[k];
+                    t1[k] = d1[k] + d2[k];
+                    t2[k] = d2[k] - d1[k];
+                    t3[k] = d1[k] - d3[k];
+                }
+                let first = c * tiles + image * th * tw + ty * tw;
+                for (i, t) in [&*t0, &*t1, &*t2, &*t3].into_iter().enumerate() {
+                    let [va, vb, vc, vd] = &mut e_planes[4 * i..][..4] else {
+                        unreachable!()
+                    };
+                    let (va, vb) = (&mut va[first..][..tw], &mut vb[first..][..tw]);
+                    let (vc, vd) = (&mut vc[first..][..tw], &mut vd[first..][..tw]);
+                    // Tile tx reads t[2tx .. 2tx + 4]: this pair of values and the next.
+                    let pairs = t.chunks_exact(2);
+                    let quads = pairs.clone().zip(pairs.skip(1));
+                    for ((((p, q), a), b), (c, d)) in quads
+                        .zip(va.iter_mut())
+                        .zip(vb.iter_mut())
+                        .zip(vc.iter_mut().zip(vd.iter_mut()))
+                    {
+                        *a = p[0] - q[0];
+                        *b = p[1] + q[0];
+                        *c = q[0] - p[1];
+                        *d = p[1] - q[1];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = Aᵀ M A` for tiles `tiles` (numbered across the chunk's images) and output channels
+/// `channels` (one block: lane `o − channels.start` of `m[e][tile − tiles.start]`), into
+/// the chunk's output planes. `Aᵀ = [1 1 1 0; 0 1 −1 −1]`; tiles past an odd edge drop their
+/// last row or column. The transform runs on all lanes of a tile at once (it vectorises),
+/// then each channel's 2x2 outputs go to its plane.
+///
+/// # Safety
+/// The CPU must have AVX-512F (the loops are compiled for it).
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_outputs(
+    s: &ConvShape,
+    m: &[[[f32; 2 * LANES]; 12]; E],
+    tiles: std::ops::Range<usize>,
+    channels: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let (h, wd) = (s.h, s.w);
+    let tw = wd.div_ceil(2);
+    let per_image = h.div_ceil(2) * tw;
+    for (p, t) in tiles.enumerate() {
+        let (image, ty, tx) = (t / per_image, (t % per_image) / tw, t % tw);
+        // Aᵀ on the columns of the 4x4 tile, then on the rows: y[i][j] for every lane.
+        let mut r = [[[0.0f32; 2 * LANES]; 4]; 2];
+        for j in 0..4 {
+            let (m0, m1, m2, m3) = (&m[j][p], &m[4 + j][p], &m[8 + j][p], &m[12 + j][p]);
+            for lane in 0..2 * LANES {
+                r[0][j][lane] = m0[lane] + m1[lane] + m2[lane];
+                r[1][j][lane] = m1[lane] - m2[lane] - m3[lane];
+            }
+        }
+        let mut y = [[[0.0f32; 2 * LANES]; 2]; 2];
+        for i in 0..2 {
+            let [r0, r1, r2, r3] = &r[i];
+            for lane in 0..2 * LANES {
+                y[i][0][lane] = r0[lane] + r1[lane] + r2[lane];
+                y[i][1][lane] = r1[lane] - r2[lane] - r3[lane];
+            }
+        }
+        let (y0, x0) = (2 * ty, 2 * tx);
+        let (rows, cols) = ((h - y0).min(2), (wd - x0).min(2));
+        for (lane, o) in channels.clone().enumerate() {
+            let plane = &mut out[(image * s.cout + o) * h * wd..][..h * wd];
+            for (i, yi) in y.iter().enumerate().take(rows) {
+                for (j, yij) in yi.iter().enumerate().take(cols) {
+                    plane[(y0 + i) * wd + x0 + j] = yij[lane];
+                }
+            }
+        }
+    }
+}
+
+/// Whether [`weight_grad`] is the faster weight gradient for `s`: on maps of at most 12x12
+/// with at most 192 channels either way (`ferrite`'s deep layers: 96→96 at 12x12 9.8 → 7.2
+/// ms, 192→192 at 6x6 10.4 → 8.4 ms per batch of 64). On larger maps and VGG13's 256
+/// channels im2col + multiply was as fast or faster (64→64 at 48x48: 74 against 94 ms).
+pub fn weight_grad_applies(s: &ConvShape) -> bool {
+    applies(s) && s.h * s.w <= 144 && s.cin.max(s.cout) <= 192
+}
+
+/// The weight gradient of the convolution, given its input `x` and output gradient `g`, as
+/// `[cout, cin, 3, 3]`.
+///
+/// The forward pass is `y = Aᵀ (U ⊙ V) A` per tile with `U = G w Gᵀ`, so the gradient of
+/// the kernels is `Gᵀ Z G` with `Z[e] = Σ_tiles (A g Aᵀ)[e] · V[e]`, summed over all tiles
+/// of the batch: 16 products `(cout x tiles) · (tiles x cin)`, whose long side is the one
+/// summed over, on the `gemm` crate.
+///
+/// # Panics
+/// If [`weight_grad_applies`] is false for `s`.
+pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
+    assert!(
+        weight_grad_applies(s),
+        "winograd weight gradient: unsupported shape or CPU"
+    );
+    let (cin, cout) = (s.cin, s.cout);
+    let positions = s.h * s.w;
+    let tiles_per_image = s.h.div_ceil(2) * s.w.div_ceil(2);
+    let chunk = images_per_chunk(s, tiles_per_image);
+    let z = x
+        .par_chunks(chunk * cin * positions)
+        .zip(g.par_chunks(chunk * cout * positions))
+        .fold(
+            || vec![0.0f32; E * cout * cin],
+            |mut z, (x, g)| {
+                let n = x.len() / (cin * positions);
+                let tiles = n * tiles_per_image;
+                with_scratch(|sc| {
+                    let v = resized(&mut sc.col, E * cin * tiles);
+                    let gt = resized(&mut sc.dcol, E * cout * tiles);
+                    // SAFETY: avx512f was detected in `applies`.
+                    unsafe {
+                        transform_inputs(s, x, n, v, &mut sc.padded);
+                        transform_grads(s, g, n, gt, &mut sc.grouped);
+                    }
+                    for e in 0..E {
+                        matmul(
+                            &mut z[e * cout * cin..],
+                            cin,
+                            MatRef::rows(&gt[e * cout * tiles..], cout, tiles),
+                            MatRef::transposed(&v[e * cin * tiles..], cin, tiles),
+                            true,
+                        );
+                    }
+                });
+                z
+            },
+        )
+        .reduce(
+            || vec![0.0f32; E * cout * cin],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    // Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1], on the columns of each 4x4 Z, then the rows.
+    let mut dw = vec![0.0f32; cout * cin * 9];
+    for o in 0..cout {
+        for c in 0..cin {
+            let at = |i: usize, j: usize| z[((i * 4 + j) * cout + o) * cin + c];
+            // Column j of Gᵀ Z.
+            let columns: [[f32; 3]; 4] = std::array::from_fn(|j| {
+                let (z0, z1, z2, z3) = (at(0, j), at(1, j), at(2, j), at(3, j));
+                [z0 + 0.5 * (z1 + z2), 0.5 * (z1 - z2), 0.5 * (z1 + z2) + z3]
+            });
+            let kernel = &mut dw[(o * cin + c) * 9..][..9];
+            for i in 0..3 {
+                let [t0, t1, t2, t3] = columns.map(|column| column[i]);
+                kernel[i * 3] = t0 + 0.5 * (t1 + t2);
+                kernel[i * 3 + 1] = 0.5 * (t1 - t2);
+                kernel[i * 3 + 2] = 0.5 * (t1 + t2) + t3;
+            }
+        }
+    }
+    dw
+}
+
+/// `A g Aᵀ` for every 2x2 tile `g` of the output gradient of the `n` images in `g`, as
+/// `[16][cout][tiles]` (tiles numbered as in [`transform_inputs`]); outputs past an odd edge
+/// count as zero. `A = [1 0; 1 1; 1 −1; 0 −1]`.
+///
+/// # Safety
+/// The CPU must have AVX-512F (the loops are compiled for it).
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_grads(
+    s: &ConvShape,
+    g: &[f32],
+    n: usize,
+    gt: &mut [f32],
+    padded: &mut Vec<f32>,
+) {
+    let (h, wd) = (s.h, s.w);
+    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let tiles = n * th * tw;
+    let mut e_planes: Vec<&mut [f32]> = gt.chunks_exact_mut(s.cout * tiles).collect();
+    // The gradient grown to whole tiles with zeros: `2·th` rows of `2·tw`.
+    let pw = 2 * tw;
+    padded.clear();
+    padded.resize(2 * th * pw, 0.0);
+    for image in 0..n {
+        for o in 0..s.cout {
+            let plane = &g[(image * s.cout + o) * h * wd..][..h * wd];
+            for (y, row) in plane.chunks_exact(wd).enumerate() {
+                padded[y * pw..][..wd].copy_from_slice(row);
+            }
+            for ty in 0..th {
+                let first = o * tiles + image * th * tw + ty * tw;
+                let top = padded[2 * ty * pw..][..pw].chunks_exact(2);
+                let bottom = padded[(2 * ty + 1) * pw..][..pw].chunks_exact(2);
+                // A on the rows: [a b; c d] → p = [a, a+c, a−c, −c], q likewise from b, d;
+                // then on the columns: row i of the tile is [pᵢ, pᵢ+qᵢ, pᵢ−qᵢ, −qᵢ].
+                for (tx, (ab, cd)) in top.zip(bottom).enumerate() {
+                    let p = [ab[0], ab[0] + cd[0], ab[0] - cd[0], -cd[0]];
+                    let q = [ab[1], ab[1] + cd[1], ab[1] - cd[1], -cd[1]];
+                    for i in 0..4 {
+                        let row = [p[i], p[i] + q[i], p[i] - q[i], -q[i]];
+                        for (j, val) in row.into_iter().enumerate() {
+                            e_planes[i * 4 + j][first + tx] = val;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
