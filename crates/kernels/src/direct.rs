@@ -12,11 +12,12 @@
 //!   and multiplies them with one packed vector of weights per 16 output channels.
 //! - input gradient: a forward pass of the output gradient with the kernels turned 180
 //!   degrees and their input and output channels swapped (stride 1, padding 1 is its own
-//!   transpose).
+//!   transpose; `conv::turned_and_swapped`).
 //!
-//! The weight gradient stays with im2col + multiply: a direct version (each output-gradient
-//! plane correlated with shifted input planes) was slower on most of our shapes
-//! (docs/performance.md).
+//! With 32 or more channels each way, [`crate::winograd`] runs instead; it reuses this
+//! module's register tile for its products. The weight gradient stays with im2col +
+//! multiply: a direct version (each output-gradient plane correlated with shifted input
+//! planes) was slower on most of our shapes (docs/performance.md).
 
 use std::arch::x86_64::*;
 
