@@ -48,6 +48,11 @@ pub fn applies(s: &ConvShape) -> bool {
         && std::arch::is_x86_feature_detected!("avx512f")
 }
 
+/// Rows and columns of 2x2 output tiles over a map (the last ones past an odd edge).
+fn tile_grid(s: &ConvShape) -> (usize, usize) {
+    (s.h.div_ceil(2), s.w.div_ceil(2))
+}
+
 /// `U = G g Gᵀ` for every kernel `g` of `w [cout, cin, 3, 3]`, as `[16][cout][cin]`.
 fn transform_kernels(s: &ConvShape, w: &[f32]) -> Vec<f32> {
     let (cout, cin) = (s.cout, s.cin);
@@ -91,7 +96,8 @@ fn images_per_chunk(s: &ConvShape, tiles_per_image: usize) -> usize {
 pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<f32> {
     assert!(applies(s), "winograd conv: unsupported shape or CPU");
     let positions = s.h * s.w;
-    let tiles_per_image = s.h.div_ceil(2) * s.w.div_ceil(2);
+    let (th, tw) = tile_grid(s);
+    let tiles_per_image = th * tw;
     let nv = vectors_per_tile(s.cout);
     let block = nv * LANES;
     let blocks = s.cout.div_ceil(block);
@@ -174,7 +180,7 @@ unsafe fn transform_inputs(
     padded: &mut Vec<f32>,
 ) {
     let (h, wd) = (s.h, s.w);
-    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let (th, tw) = tile_grid(s);
     let tiles = n * th * tw;
     let mut e_planes: Vec<&mut [f32]> = v.chunks_exact_mut(s.cin * tiles).collect();
     // The image with a zero border, grown to whole tiles: `2·th + 2` rows of `2·tw + 2`,
@@ -245,8 +251,8 @@ unsafe fn transform_outputs(
     out: &mut [f32],
 ) {
     let (h, wd) = (s.h, s.w);
-    let tw = wd.div_ceil(2);
-    let per_image = h.div_ceil(2) * tw;
+    let (th, tw) = tile_grid(s);
+    let per_image = th * tw;
     for (p, t) in tiles.enumerate() {
         let (image, ty, tx) = (t / per_image, (t % per_image) / tw, t % tw);
         // Aᵀ on the columns of the 4x4 tile, then on the rows: y[i][j] for every lane.
@@ -304,7 +310,8 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
     );
     let (cin, cout) = (s.cin, s.cout);
     let positions = s.h * s.w;
-    let tiles_per_image = s.h.div_ceil(2) * s.w.div_ceil(2);
+    let (th, tw) = tile_grid(s);
+    let tiles_per_image = th * tw;
     let chunk = images_per_chunk(s, tiles_per_image);
     let z = x
         .par_chunks(chunk * cin * positions)
@@ -379,7 +386,7 @@ unsafe fn transform_grads(
     padded: &mut Vec<f32>,
 ) {
     let (h, wd) = (s.h, s.w);
-    let (th, tw) = (h.div_ceil(2), wd.div_ceil(2));
+    let (th, tw) = tile_grid(s);
     let tiles = n * th * tw;
     let mut e_planes: Vec<&mut [f32]> = gt.chunks_exact_mut(s.cout * tiles).collect();
     // The gradient grown to whole tiles with zeros: `2·th` rows of `2·tw`.
