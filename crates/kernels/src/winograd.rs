@@ -21,6 +21,8 @@
 //! weight gradient has a Winograd form as well ([`weight_grad`]), faster than im2col on the
 //! small maps of `ferrite`'s deep layers only.
 
+use std::arch::x86_64::*;
+
 use rayon::prelude::*;
 
 use crate::conv::{ConvShape, Epilogue, resized, with_scratch};
@@ -182,53 +184,87 @@ unsafe fn transform_inputs(
     let (h, wd) = (s.h, s.w);
     let (th, tw) = tile_grid(s);
     let tiles = n * th * tw;
-    let mut e_planes: Vec<&mut [f32]> = v.chunks_exact_mut(s.cin * tiles).collect();
-    // The image with a zero border, grown to whole tiles: `2·th + 2` rows of `2·tw + 2`,
-    // then four rows of scratch for the combined rows.
+    // The image with a zero border, grown to whole tiles: `2·th + 2` rows of `2·tw + 2`.
     let pw = 2 * tw + 2;
-    let rows = 2 * th + 2;
     padded.clear();
-    padded.resize((rows + 4) * pw, 0.0);
-    let (image_rows, combined) = padded.split_at_mut(rows * pw);
+    padded.resize((2 * th + 2) * pw, 0.0);
     for image in 0..n {
         for c in 0..s.cin {
             let plane = &x[(image * s.cin + c) * h * wd..][..h * wd];
             for (y, row) in plane.chunks_exact(wd).enumerate() {
-                image_rows[(y + 1) * pw + 1..][..wd].copy_from_slice(row);
+                padded[(y + 1) * pw + 1..][..wd].copy_from_slice(row);
             }
             for ty in 0..th {
-                let d = |r: usize| &image_rows[(2 * ty + r) * pw..][..pw];
-                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
-                let (t0, rest) = combined.split_at_mut(pw);
-                let (t1, rest) = rest.split_at_mut(pw);
-                let (t2, t3) = rest.split_at_mut(pw);
-                for k in 0..pw {
-                    t0[k] = d0[k] - d2[k];
-                    t1[k] = d1[k] + d2[k];
-                    t2[k] = d2[k] - d1[k];
-                    t3[k] = d1[k] - d3[k];
-                }
+                let rows = &padded[2 * ty * pw..][..4 * pw];
                 let first = c * tiles + image * th * tw + ty * tw;
-                for (i, t) in [&*t0, &*t1, &*t2, &*t3].into_iter().enumerate() {
-                    let [va, vb, vc, vd] = &mut e_planes[4 * i..][..4] else {
-                        unreachable!()
-                    };
-                    let (va, vb) = (&mut va[first..][..tw], &mut vb[first..][..tw]);
-                    let (vc, vd) = (&mut vc[first..][..tw], &mut vd[first..][..tw]);
-                    // Tile tx reads t[2tx .. 2tx + 4]: this pair of values and the next.
-                    let pairs = t.chunks_exact(2);
-                    let quads = pairs.clone().zip(pairs.skip(1));
-                    for ((((p, q), a), b), (c, d)) in quads
-                        .zip(va.iter_mut())
-                        .zip(vb.iter_mut())
-                        .zip(vc.iter_mut().zip(vd.iter_mut()))
-                    {
-                        *a = p[0] - q[0];
-                        *b = p[1] + q[0];
-                        *c = q[0] - p[1];
-                        *d = p[1] - q[1];
-                    }
-                }
+                // SAFETY: avx512f, as the caller guarantees.
+                unsafe { transform_tile_row(rows, tw, v, s.cin * tiles, first) };
+            }
+        }
+    }
+}
+
+/// Mask of the first `n` of 16 lanes.
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
+}
+
+/// `V = Bᵀ d B` for the `n` tiles of one row of tiles, from its four padded input rows
+/// (`rows`: 4 rows of `2·n + 2` values) into `v[e·plane + first + tx]`, sixteen tiles at a
+/// time and all in registers (the rows of small maps, 8-14 values, are too short for the
+/// compiler's vector loops). `Bᵀ` first combines the rows element by element,
+/// `t = [d0 − d2, d1 + d2, d2 − d1, d1 − d3]`; then tile `tx` of each combined row gets
+/// `[t₀ − t₂, t₁ + t₂, t₂ − t₁, t₁ − t₃]` of `t[2tx .. 2tx + 4]`, the even and odd values
+/// split out by two permutes.
+///
+/// # Safety
+/// The CPU must have AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn transform_tile_row(rows: &[f32], n: usize, v: &mut [f32], plane: usize, first: usize) {
+    let pw = 2 * n + 2;
+    assert!(rows.len() == 4 * pw && (E - 1) * plane + first + n <= v.len());
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for tx in (0..n).step_by(LANES) {
+        // The combined rows from values 2tx, 2tx + 16, 2tx + 2 and 2tx + 18 on (the pairs
+        // that the permutes below split); masks keep every load inside its row, and
+        // wrapping_add only forms the addresses of loads whose mask is empty. Plain loops,
+        // not closures: a closure is not inlined here and moved the registers through memory.
+        let mut t = [[_mm512_setzero_ps(); 4]; 4];
+        for (slot, from) in [0, 16, 2, 18].into_iter().enumerate() {
+            let m = lanes((pw - 2 * tx).saturating_sub(from));
+            let mut dv = [_mm512_setzero_ps(); 4];
+            for (r, value) in dv.iter_mut().enumerate() {
+                let start = rows.as_ptr().wrapping_add(r * pw + 2 * tx + from);
+                // SAFETY: lanes under the mask are inside row r; the others are not read.
+                *value = unsafe { _mm512_maskz_loadu_ps(m, start) };
+            }
+            let [d0, d1, d2, d3] = dv;
+            t[slot] = [
+                _mm512_sub_ps(d0, d2),
+                _mm512_add_ps(d1, d2),
+                _mm512_sub_ps(d2, d1),
+                _mm512_sub_ps(d1, d3),
+            ];
+        }
+        let [lo, hi, lo2, hi2] = t;
+        let m = lanes(n - tx);
+        for i in 0..4 {
+            let p0 = _mm512_permutex2var_ps(lo[i], even, hi[i]); // t[2tx + 2k]
+            let p1 = _mm512_permutex2var_ps(lo[i], odd, hi[i]); // t[2tx + 2k + 1]
+            let q0 = _mm512_permutex2var_ps(lo2[i], even, hi2[i]); // t[2tx + 2k + 2]
+            let q1 = _mm512_permutex2var_ps(lo2[i], odd, hi2[i]); // t[2tx + 2k + 3]
+            let values = [
+                _mm512_sub_ps(p0, q0),
+                _mm512_add_ps(p1, q0),
+                _mm512_sub_ps(q0, p1),
+                _mm512_sub_ps(p1, q1),
+            ];
+            for (j, value) in values.into_iter().enumerate() {
+                let at = (4 * i + j) * plane + first + tx;
+                // SAFETY: lanes under the mask end at (4i + j)·plane + first + n ≤ v.len()
+                // (checked above).
+                unsafe { _mm512_mask_storeu_ps(v.as_mut_ptr().add(at), m, value) };
             }
         }
     }
