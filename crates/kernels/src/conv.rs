@@ -909,8 +909,8 @@ mod tests {
 
     /// Where the CPU has AVX-512 (and at most 16 threads), the tests above do reach the fast
     /// kernels, both ways: the direct kernel on the three shapes with 8-31 channels, Winograd
-    /// (and its weight gradient) on the three with 32 or more. Elsewhere they check the im2col path twice, and this says
-    /// so.
+    /// (and its weight gradient) on the three with 32 or more. Elsewhere they check the
+    /// im2col path twice, and this says so.
     #[test]
     fn the_tests_reach_the_fast_kernels() {
         #[cfg(target_arch = "x86_64")]

@@ -168,12 +168,11 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
 /// `[16][cin][tiles]` (tiles image by image, row by row). Tile `(ty, tx)` covers inputs
 /// `2ty − 1 .. 2ty + 3` by `2tx − 1 .. 2tx + 3`, zero outside the image.
 ///
-/// A row of tiles at a time, so that every loop runs along a row and vectorises:
-/// `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]` first combines the four input rows
-/// element by element, then each combined row gives the four values of every tile in it.
+/// Each plane is copied into a zero-bordered buffer, then transformed a row of tiles at a
+/// time by [`transform_tile_row`], with `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
 ///
 /// # Safety
-/// The CPU must have AVX-512F (the loops are compiled for it).
+/// The CPU must have AVX-512F.
 #[target_feature(enable = "avx512f")]
 unsafe fn transform_inputs(
     s: &ConvShape,
