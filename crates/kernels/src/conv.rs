@@ -179,10 +179,10 @@ impl Epilogue<'_> {
 /// Which implementation runs a convolution (its forward pass) on this CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Path {
-    /// [`crate::winograd`]: 3x3, stride 1, padding 1, 32+ channels in and out, AVX-512.
+    /// [`crate::winograd`]: 3x3, stride 1, padding 1, 32+ channels in and out, AVX-512/AVX2.
     #[cfg(target_arch = "x86_64")]
     Winograd,
-    /// [`crate::direct`]: 3x3, stride 1, padding 1, 8+ input channels, AVX-512.
+    /// [`crate::direct`]: 3x3, stride 1, padding 1, 8+ input channels, AVX-512/AVX2.
     #[cfg(target_arch = "x86_64")]
     Direct,
     /// im2col + multiply: every other shape and CPU.
@@ -907,14 +907,18 @@ mod tests {
         }
     }
 
-    /// Where the CPU has AVX-512 (and at most 16 threads), the tests above do reach the fast
-    /// kernels, both ways: the direct kernel on the three shapes with 8-31 channels, Winograd
-    /// (and its weight gradient) on the three with 32 or more. Elsewhere they check the
-    /// im2col path twice, and this says so.
+    /// Where the CPU has AVX-512 or AVX2 (and at most 16 threads), the tests above do reach
+    /// the fast kernels, both ways: the direct kernel on the three shapes with 8-31 channels,
+    /// Winograd (and its weight gradient) on the three with 32 or more. Elsewhere they check
+    /// the im2col path twice, and this says so. They test the widest level the CPU has;
+    /// `FERRITE_SIMD=avx2` tests the AVX2 kernels on an AVX-512 CPU.
     #[test]
     fn the_tests_reach_the_fast_kernels() {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") && rayon::current_num_threads() <= 16 {
+        if let Some(level) = crate::simd::level()
+            && rayon::current_num_threads() <= 16
+        {
+            eprintln!("conv tests: the kernels ran with {level:?}");
             let count = |p: Path, turn: bool| {
                 shapes()
                     .iter()
@@ -937,7 +941,7 @@ mod tests {
             return;
         }
         eprintln!(
-            "conv tests: SKIPPED the direct and Winograd kernels (no AVX-512, or over 16 threads)"
+            "conv tests: SKIPPED the direct and Winograd kernels (no AVX2, or over 16 threads)"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! Direct 3x3 convolution (stride 1, padding 1) with AVX-512, used instead of im2col + multiply
-//! where the CPU has AVX-512F.
+//! Direct 3x3 convolution (stride 1, padding 1) with AVX-512 or AVX2 ([`crate::simd`]), used
+//! instead of im2col + multiply where the CPU has either.
 //!
 //! Why: im2col writes a patch matrix nine times the input's size, and the multiply then packs
 //! it once more before its microkernel reads it. Here the microkernel reads the (zero-bordered)
@@ -9,7 +9,9 @@
 //!
 //! - forward: each tile holds up to 12 consecutive output positions of one row x 16 output
 //!   channels, or 8 x 32, in registers; for every `(c, ky, kx)` it broadcasts the 12 input values
-//!   and multiplies them with one packed vector of weights per 16 output channels.
+//!   and multiplies them with one packed vector of weights per 16 output channels. AVX2 has
+//!   half the registers, each half as wide: its tile is 6 positions x 16 channels, in 12 of
+//!   its 16 registers.
 //! - input gradient: a forward pass of the output gradient with the kernels turned 180
 //!   degrees and their input and output channels swapped (stride 1, padding 1 is its own
 //!   transpose; `conv::turned_and_swapped`).
@@ -24,14 +26,15 @@ use std::arch::x86_64::*;
 use rayon::prelude::*;
 
 use crate::conv::{ConvShape, Epilogue};
+use crate::simd::{Simd, level};
 
-/// f32 lanes in one AVX-512 register.
+/// Output channels in one vector of a tile's weights: one AVX-512 register, two AVX2 ones.
 pub(crate) const LANES: usize = 16;
 
 /// Whether the direct kernel serves this convolution on this CPU: 3x3, stride 1, padding 1,
 /// at least 8 input channels (a network's first layer, with one, multiplies faster: its
 /// patches are only 9 long), and at least one image per thread (one image is split across
-/// threads by `conv::forward_few`).
+/// threads by `conv::forward_few`), on a CPU with AVX-512 or AVX2.
 pub fn applies(s: &ConvShape) -> bool {
     s.kh == 3
         && s.kw == 3
@@ -39,12 +42,16 @@ pub fn applies(s: &ConvShape) -> bool {
         && s.padding == [1, 1]
         && s.cin >= 8
         && s.batch >= rayon::current_num_threads()
-        && std::arch::is_x86_feature_detected!("avx512f")
+        && level().is_some()
 }
 
-/// Output channels per tile, in registers of 16.
+/// Output channels per tile, in vectors of 16 (two only with AVX-512's 32 registers).
 pub(crate) fn vectors_per_tile(cout: usize) -> usize {
-    if cout >= 32 { 2 } else { 1 }
+    if cout >= 32 && level() == Some(Simd::Avx512) {
+        2
+    } else {
+        1
+    }
 }
 
 /// Weights `[cout, k]` (for a 3x3 convolution `k = cin · 9`) regrouped as
@@ -92,7 +99,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
                         let mut ox = 0;
                         for n in row_tiles(ow, nv) {
                             let input = &padded[oy * width + ox..];
-                            // SAFETY: avx512f was detected in `applies`; the tile reads
+                            // SAFETY: a SIMD level was detected in `applies`; the tile reads
                             // `input[c·plane + ky·width + kx + p]` for p < n ≤ ow - ox,
                             // inside the padded image, and k·block weights.
                             unsafe {
@@ -138,9 +145,14 @@ fn pad_into(
 
 /// Tile widths covering a row of `ow` outputs: as wide as the registers allow, then what is
 /// left. A tile needs `n · nv` sums, `nv` weight vectors and up to `n` broadcast inputs in
-/// the 32 vector registers; with 24 sums LLVM spilled sums to the stack (up to 1.7x slower).
+/// the 32 AVX-512 registers; with 24 sums LLVM spilled sums to the stack (up to 1.7x
+/// slower). AVX2's 6 x 16 tile takes 12 sums, 2 weight vectors and a broadcast of its 16.
 pub(crate) fn row_tiles(ow: usize, nv: usize) -> impl Iterator<Item = usize> {
-    let widest = if nv == 1 { 12 } else { 8 };
+    let widest = match (level(), nv) {
+        (Some(Simd::Avx512), 1) => 12,
+        (Some(Simd::Avx512), _) => 8,
+        _ => 6,
+    };
     let mut left = ow;
     std::iter::from_fn(move || {
         let n = [widest, 6, 4, 2, 1].into_iter().find(|&n| n <= left)?;
@@ -153,7 +165,7 @@ pub(crate) fn row_tiles(ow: usize, nv: usize) -> impl Iterator<Item = usize> {
 /// `side` window (1 makes it a plain product: `out[p] = Σ_c w[c] · input[c·plane + p]`).
 ///
 /// # Safety
-/// avx512f must be available; `input` must hold `(cin - 1)·plane + (side - 1)·(width + 1) + n`
+/// [`level`] must be some; `input` must hold `(cin - 1)·plane + (side - 1)·(width + 1) + n`
 /// values and `weights` `cin · side² · nv · 16`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn tile_dispatch(
@@ -170,8 +182,18 @@ pub(crate) unsafe fn tile_dispatch(
     debug_assert!(input.len() >= (cin - 1) * plane + (side - 1) * (width + 1) + n);
     debug_assert_eq!(weights.len(), cin * side * side * nv * LANES);
     let (x, w) = (input.as_ptr(), weights.as_ptr());
-    // SAFETY: forwarded from the caller.
+    // SAFETY: forwarded from the caller; each level runs only the tiles it has the
+    // registers for.
     unsafe {
+        if level() == Some(Simd::Avx2) {
+            return match (n, nv) {
+                (6, 1) => tile_avx2::<6>(x, plane, width, cin, side, w, out),
+                (4, 1) => tile_avx2::<4>(x, plane, width, cin, side, w, out),
+                (2, 1) => tile_avx2::<2>(x, plane, width, cin, side, w, out),
+                (1, 1) => tile_avx2::<1>(x, plane, width, cin, side, w, out),
+                _ => unreachable!("no {n}x{nv} AVX2 tile"),
+            };
+        }
         match (n, nv) {
             (12, 1) => tile::<12, 1>(x, plane, width, cin, side, w, out),
             (6, 1) => tile::<6, 1>(x, plane, width, cin, side, w, out),
@@ -232,6 +254,49 @@ unsafe fn tile<const NP: usize, const NV: usize>(
         for p in 0..NP {
             for v in 0..NV {
                 _mm512_storeu_ps(out[p].as_mut_ptr().add(v * LANES), acc[p][v]);
+            }
+        }
+    }
+}
+
+/// [`tile`] in AVX2: `NP` output positions x 16 output channels, each sum in two registers.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const NP: usize>(
+    x: *const f32,
+    plane: usize,
+    width: usize,
+    cin: usize,
+    side: usize,
+    w: *const f32,
+    out: &mut [[f32; 2 * LANES]; 12],
+) {
+    const HALF: usize = LANES / 2;
+    let mut acc = [[_mm256_setzero_ps(); 2]; NP];
+    let mut w = w;
+    // SAFETY (whole body): every read is inside the bounds the caller guaranteed.
+    unsafe {
+        for c in 0..cin {
+            let xc = x.add(c * plane);
+            for ky in 0..side {
+                let row = xc.add(ky * width);
+                for kx in 0..side {
+                    let xk = row.add(kx);
+                    let wv = [_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(HALF))];
+                    w = w.add(LANES);
+                    #[allow(clippy::needless_range_loop)]
+                    for p in 0..NP {
+                        let b = _mm256_broadcast_ss(&*xk.add(p));
+                        for v in 0..2 {
+                            acc[p][v] = _mm256_fmadd_ps(b, wv[v], acc[p][v]);
+                        }
+                    }
+                }
+            }
+        }
+        #[allow(clippy::needless_range_loop)]
+        for p in 0..NP {
+            for v in 0..2 {
+                _mm256_storeu_ps(out[p].as_mut_ptr().add(v * HALF), acc[p][v]);
             }
         }
     }

@@ -18,6 +18,8 @@ mod gemm;
 pub mod norm;
 pub mod pool;
 #[cfg(target_arch = "x86_64")]
+mod simd;
+#[cfg(target_arch = "x86_64")]
 mod winograd;
 
 use burn::backend::{Dispatch, DispatchDevice};

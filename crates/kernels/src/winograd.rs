@@ -1,4 +1,5 @@
-//! Winograd F(2x2, 3x3) convolution (stride 1, padding 1) with AVX-512, for the deep layers.
+//! Winograd F(2x2, 3x3) convolution (stride 1, padding 1) with AVX-512 or AVX2, for the deep
+//! layers.
 //!
 //! Why: a 3x3 convolution spends 9 multiply-adds per output and input channel. Winograd's
 //! minimal filtering computes each 2x2 block of outputs from a 4x4 block of inputs with 16
@@ -10,9 +11,9 @@
 //! 4x4 input tile `d`) and the 2x2 outputs `y = Aᵀ M A`.
 //!
 //! The 16 products run on the direct kernel's register tile ([`crate::direct`]) with a 1x1
-//! window: up to 12 tiles x 16 output channels (or 8 x 32) at a time, for all 16 `e`, and
-//! the output transform of those tiles follows while they are in L1, so `M` is never
-//! written out. On every shape with 32+ channels each way that we timed, from 32→32 at
+//! window: up to 12 tiles x 16 output channels (or 8 x 32; 6 x 16 in AVX2) at a time, for
+//! all 16 `e`, and the output transform of those tiles follows while they are in L1, so `M`
+//! is never written out. On every shape with 32+ channels each way that we timed, from 32→32 at
 //! 24x24 to VGG13's 64→64 at 48x48, this beat the direct kernel; with 16 channels it did
 //! not (docs/performance.md, run G). F(2x2, 3x3) costs almost no precision in f32: its
 //! transforms only add, subtract and halve.
@@ -29,6 +30,31 @@ use rayon::prelude::*;
 use crate::conv::{ConvShape, Epilogue, resized, with_scratch};
 use crate::direct::{LANES, pack_weights, row_tiles, tile_dispatch, vectors_per_tile};
 use crate::gemm::{MatRef, matmul};
+use crate::simd::{Simd, level};
+
+/// Defines `fn $name($args)`, which runs `$body($args)` (an `#[inline(always)]` function of
+/// plain loops) compiled for the detected SIMD level, so that its loops vectorise for it.
+macro_rules! compiled_for_level {
+    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[target_feature(enable = "avx512f")]
+            fn avx512($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) {
+                $body($($arg),*)
+            }
+            match level() {
+                // SAFETY: each runs only where the CPU has its instructions.
+                Some(Simd::Avx512) => unsafe { avx512($($arg),*) },
+                Some(Simd::Avx2) => unsafe { avx2($($arg),*) },
+                None => unreachable!("winograd without a SIMD level"),
+            }
+        }
+    };
+}
 
 /// Values in a transformed tile (4x4).
 const E: usize = 16;
@@ -39,7 +65,7 @@ const MIN_TILES: usize = 128;
 
 /// Whether the Winograd kernel serves this convolution: 3x3, stride 1, padding 1, with at
 /// least 32 input and 32 output channels (fewer, and the transforms cost more than the
-/// multiplies save), at least one image per thread, on a CPU with AVX-512F.
+/// multiplies save), at least one image per thread, on a CPU with AVX-512 or AVX2.
 pub fn applies(s: &ConvShape) -> bool {
     s.kh == 3
         && s.kw == 3
@@ -48,7 +74,7 @@ pub fn applies(s: &ConvShape) -> bool {
         && s.cin >= 32
         && s.cout >= 32
         && s.batch >= rayon::current_num_threads()
-        && std::arch::is_x86_feature_detected!("avx512f")
+        && level().is_some()
 }
 
 /// Rows and columns of 2x2 output tiles over a map (the last ones past an odd edge).
@@ -120,8 +146,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
             let tiles = n * tiles_per_image;
             with_scratch(|sc| {
                 let v = resized(&mut sc.col, E * s.cin * tiles);
-                // SAFETY: avx512f was detected in `applies`.
-                unsafe { transform_inputs(s, x, n, v, &mut sc.padded) };
+                transform_inputs(s, x, n, v, &mut sc.padded);
                 // M for one group of tiles and one block of channels: `[e][tile][lane]`.
                 let mut m = [[[0.0f32; 2 * LANES]; 12]; E];
                 for b in 0..blocks {
@@ -130,7 +155,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
                     for np in row_tiles(tiles, nv) {
                         for (e, me) in m.iter_mut().enumerate() {
                             let weights = &packed[e * per_e + b * s.cin * block..][..s.cin * block];
-                            // SAFETY: avx512f was detected in `applies`; the tile reads
+                            // SAFETY: a SIMD level was detected in `applies`; the tile reads
                             // `v[e·cin·tiles + c·tiles + first + p]` for c < cin and
                             // p < np ≤ tiles − first, inside `v`, and cin·block weights.
                             unsafe {
@@ -147,10 +172,7 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
                                 )
                             };
                         }
-                        // SAFETY: as above.
-                        unsafe {
-                            transform_outputs(s, &m, first..first + np, channels.clone(), out)
-                        };
+                        transform_outputs(s, &m, first..first + np, channels.clone(), out);
                         first += np;
                     }
                 }
@@ -169,18 +191,9 @@ pub fn forward(s: &ConvShape, x: &[f32], w: &[f32], epilogue: &Epilogue) -> Vec<
 /// `2ty − 1 .. 2ty + 3` by `2tx − 1 .. 2tx + 3`, zero outside the image.
 ///
 /// Each plane is copied into a zero-bordered buffer, then transformed a row of tiles at a
-/// time by [`transform_tile_row`], with `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
-///
-/// # Safety
-/// The CPU must have AVX-512F.
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_inputs(
-    s: &ConvShape,
-    x: &[f32],
-    n: usize,
-    v: &mut [f32],
-    padded: &mut Vec<f32>,
-) {
+/// time by [`transform_tile_row`] (or its AVX2 twin), with
+/// `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`.
+fn transform_inputs(s: &ConvShape, x: &[f32], n: usize, v: &mut [f32], padded: &mut Vec<f32>) {
     let (h, wd) = (s.h, s.w);
     let (th, tw) = tile_grid(s);
     let tiles = n * th * tw;
@@ -197,8 +210,13 @@ unsafe fn transform_inputs(
             for ty in 0..th {
                 let rows = &padded[2 * ty * pw..][..4 * pw];
                 let first = c * tiles + image * th * tw + ty * tw;
-                // SAFETY: avx512f, as the caller guarantees.
-                unsafe { transform_tile_row(rows, tw, v, s.cin * tiles, first) };
+                // SAFETY: each runs only where the CPU has its instructions.
+                match level() {
+                    Some(Simd::Avx512) => unsafe {
+                        transform_tile_row(rows, tw, v, s.cin * tiles, first)
+                    },
+                    _ => unsafe { transform_tile_row_avx2(rows, tw, v, s.cin * tiles, first) },
+                }
             }
         }
     }
@@ -270,16 +288,89 @@ unsafe fn transform_tile_row(rows: &[f32], n: usize, v: &mut [f32], plane: usize
     }
 }
 
+/// The first `n` of 8 lanes, as a mask for AVX2's masked loads and stores.
+#[target_feature(enable = "avx2")]
+fn lanes8(n: usize) -> __m256i {
+    let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), index)
+}
+
+/// Values `[0, 2, 4, …, 14]` of the 16 in `lo` then `hi` (`odd`: `[1, 3, …, 15]`).
+#[target_feature(enable = "avx2")]
+fn split8(lo: __m256, hi: __m256, odd: bool) -> __m256 {
+    // Within each 128-bit half: two values of lo, two of hi; then the halves' pairs in order.
+    let mixed = if odd {
+        _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi)
+    } else {
+        _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi)
+    };
+    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+        mixed,
+    )))
+}
+
+/// [`transform_tile_row`] in AVX2: eight tiles at a time.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_tile_row_avx2(
+    rows: &[f32],
+    n: usize,
+    v: &mut [f32],
+    plane: usize,
+    first: usize,
+) {
+    const W: usize = 8;
+    let pw = 2 * n + 2;
+    assert!(rows.len() == 4 * pw && (E - 1) * plane + first + n <= v.len());
+    for tx in (0..n).step_by(W) {
+        let mut t = [[_mm256_setzero_ps(); 4]; 4];
+        for (slot, from) in [0, W, 2, W + 2].into_iter().enumerate() {
+            let m = lanes8((pw - 2 * tx).saturating_sub(from));
+            let mut dv = [_mm256_setzero_ps(); 4];
+            for (r, value) in dv.iter_mut().enumerate() {
+                let start = rows.as_ptr().wrapping_add(r * pw + 2 * tx + from);
+                // SAFETY: lanes under the mask are inside row r; the others are not read.
+                *value = unsafe { _mm256_maskload_ps(start, m) };
+            }
+            let [d0, d1, d2, d3] = dv;
+            t[slot] = [
+                _mm256_sub_ps(d0, d2),
+                _mm256_add_ps(d1, d2),
+                _mm256_sub_ps(d2, d1),
+                _mm256_sub_ps(d1, d3),
+            ];
+        }
+        let [lo, hi, lo2, hi2] = t;
+        let m = lanes8(n - tx);
+        for i in 0..4 {
+            let p0 = split8(lo[i], hi[i], false);
+            let p1 = split8(lo[i], hi[i], true);
+            let q0 = split8(lo2[i], hi2[i], false);
+            let q1 = split8(lo2[i], hi2[i], true);
+            let values = [
+                _mm256_sub_ps(p0, q0),
+                _mm256_add_ps(p1, q0),
+                _mm256_sub_ps(q0, p1),
+                _mm256_sub_ps(p1, q1),
+            ];
+            for (j, value) in values.into_iter().enumerate() {
+                let at = (4 * i + j) * plane + first + tx;
+                // SAFETY: lanes under the mask end at (4i + j)·plane + first + n ≤ v.len().
+                unsafe { _mm256_maskstore_ps(v.as_mut_ptr().add(at), m, value) };
+            }
+        }
+    }
+}
+
 /// `y = Aᵀ M A` for tiles `tiles` (numbered across the chunk's images) and output channels
 /// `channels` (one block: lane `o − channels.start` of `m[e][tile − tiles.start]`), into
 /// the chunk's output planes. `Aᵀ = [1 1 1 0; 0 1 −1 −1]`; tiles past an odd edge drop their
 /// last row or column. The transform runs on all lanes of a tile at once (it vectorises),
 /// then each channel's 2x2 outputs go to its plane.
-///
-/// # Safety
-/// The CPU must have AVX-512F (the loops are compiled for it).
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_outputs(
+#[inline(always)]
+fn transform_outputs_loops(
     s: &ConvShape,
     m: &[[[f32; 2 * LANES]; 12]; E],
     tiles: std::ops::Range<usize>,
@@ -321,6 +412,28 @@ unsafe fn transform_outputs(
     }
 }
 
+compiled_for_level! {
+    /// [`transform_outputs_loops`], vectorised.
+    fn transform_outputs => transform_outputs_loops(
+        s: &ConvShape,
+        m: &[[[f32; 2 * LANES]; 12]; E],
+        tiles: std::ops::Range<usize>,
+        channels: std::ops::Range<usize>,
+        out: &mut [f32],
+    )
+}
+
+compiled_for_level! {
+    /// [`transform_grads_loops`], vectorised.
+    fn transform_grads => transform_grads_loops(
+        s: &ConvShape,
+        g: &[f32],
+        n: usize,
+        gt: &mut [f32],
+        padded: &mut Vec<f32>,
+    )
+}
+
 /// Whether [`weight_grad`] is the faster weight gradient for `s`: on maps of at most 12x12
 /// with at most 192 channels either way (`ferrite`'s deep layers: 96→96 at 12x12 9.8 → 7.2
 /// ms, 192→192 at 6x6 10.4 → 8.4 ms per batch of 64). On larger maps and VGG13's 256
@@ -360,11 +473,8 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
                 with_scratch(|sc| {
                     let v = resized(&mut sc.col, E * cin * tiles);
                     let gt = resized(&mut sc.dcol, E * cout * tiles);
-                    // SAFETY: avx512f was detected in `applies`.
-                    unsafe {
-                        transform_inputs(s, x, n, v, &mut sc.padded);
-                        transform_grads(s, g, n, gt, &mut sc.grouped);
-                    }
+                    transform_inputs(s, x, n, v, &mut sc.padded);
+                    transform_grads(s, g, n, gt, &mut sc.grouped);
                     for e in 0..E {
                         matmul(
                             &mut z[e * cout * cin..],
@@ -410,11 +520,8 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
 /// `A g Aᵀ` for every 2x2 tile `g` of the output gradient of the `n` images in `g`, as
 /// `[16][cout][tiles]` (tiles numbered as in [`transform_inputs`]); outputs past an odd edge
 /// count as zero. `A = [1 0; 1 1; 1 −1; 0 −1]`.
-///
-/// # Safety
-/// The CPU must have AVX-512F (the loops are compiled for it).
-#[target_feature(enable = "avx512f")]
-unsafe fn transform_grads(
+#[inline(always)]
+fn transform_grads_loops(
     s: &ConvShape,
     g: &[f32],
     n: usize,
