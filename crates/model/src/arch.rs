@@ -1,4 +1,4 @@
-//! The networks: `ferrite` (ours) and the baselines `mini-xception` and `vgg13`.
+//! The networks: `ferrite` (ours) and the baselines `mini-xception`, `vgg13` and `vgg13-bn`.
 //! See docs/architecture.md for the layer tables and the reasons behind `ferrite`.
 
 use std::fmt;
@@ -29,16 +29,25 @@ pub enum ArchKind {
     Ferrite,
     MiniXception,
     Vgg13,
+    /// VGG13 with batch norm after each convolution: not the FERPlus paper's network, but one
+    /// that trains in our pipeline, where the plain one stays at the class prior.
+    Vgg13Bn,
 }
 
 impl ArchKind {
-    pub const ALL: [ArchKind; 3] = [ArchKind::Ferrite, ArchKind::MiniXception, ArchKind::Vgg13];
+    pub const ALL: [ArchKind; 4] = [
+        ArchKind::Ferrite,
+        ArchKind::MiniXception,
+        ArchKind::Vgg13,
+        ArchKind::Vgg13Bn,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ArchKind::Ferrite => "ferrite",
             ArchKind::MiniXception => "mini-xception",
             ArchKind::Vgg13 => "vgg13",
+            ArchKind::Vgg13Bn => "vgg13-bn",
         }
     }
 
@@ -47,7 +56,7 @@ impl ArchKind {
         match self {
             ArchKind::Ferrite => 0.5,
             ArchKind::MiniXception => 0.0,
-            ArchKind::Vgg13 => 0.5,
+            ArchKind::Vgg13 | ArchKind::Vgg13Bn => 0.5,
         }
     }
 }
@@ -65,7 +74,11 @@ impl FromStr for ArchKind {
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                format!("unknown architecture `{s}`: expected ferrite, mini-xception or vgg13")
+                let names: Vec<&str> = ArchKind::ALL.iter().map(|a| a.name()).collect();
+                format!(
+                    "unknown architecture `{s}`: expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -92,7 +105,7 @@ impl ArchConfig {
         let net = match self.arch {
             ArchKind::Ferrite => Network::Ferrite(FerriteNet::new(self, device)),
             ArchKind::MiniXception => Network::MiniXception(MiniXception::new(self, device)),
-            ArchKind::Vgg13 => Network::Vgg13(Vgg13::new(self, device)),
+            ArchKind::Vgg13 | ArchKind::Vgg13Bn => Network::Vgg13(Vgg13::new(self, device)),
         };
         net.map(&mut PositionalIds(0))
     }
@@ -149,7 +162,7 @@ impl Network {
                 }
                 v
             }
-            Network::Vgg13(_) => Vec::new(),
+            Network::Vgg13(n) => n.norms.iter().flatten().collect(),
         };
         for bn in norms {
             bn.running_mean.value_sync();
@@ -334,10 +347,13 @@ impl MiniXception {
 /// VGG13 of the FERPlus paper (Barsoum et al. 2016), at 48x48: 10 3x3 conv layers with
 /// ReLU in blocks of 64, 128, 256, 256 channels (2, 2, 3, 3 convs), each block ending in a
 /// 2x2 max pool and dropout 0.25, then two 1024-unit dense layers with dropout 0.5. Like
-/// the original, it has no batch norm.
+/// the original, `vgg13` has no batch norm; `vgg13-bn` puts one between each conv and its
+/// ReLU (and starts the convs as `ferrite`'s, with He's weights).
 #[derive(Module, Debug)]
 pub struct Vgg13 {
     blocks: Vec<Vec<Conv2d>>,
+    /// Per block, one norm per conv; empty for `vgg13`.
+    norms: Vec<Vec<BatchNorm>>,
     pool: MaxPool2d,
     block_dropout: Dropout,
     fc1: Linear,
@@ -348,23 +364,34 @@ pub struct Vgg13 {
 
 impl Vgg13 {
     fn new(cfg: &ArchConfig, d: &Device) -> Self {
-        let mut blocks = Vec::new();
+        let with_norms = cfg.arch == ArchKind::Vgg13Bn;
+        let (mut blocks, mut norms) = (Vec::new(), Vec::new());
         let mut cin = 1;
         for (width, n) in [(64, 2), (128, 2), (256, 3), (256, 3)] {
-            let mut block = Vec::new();
+            let (mut block, mut block_norms) = (Vec::new(), Vec::new());
             for _ in 0..n {
-                let c = burn::nn::conv::Conv2dConfig::new([cin, width], [3, 3])
-                    .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .with_initializer(burn::nn::Initializer::XavierUniform { gain: 1.0 })
-                    .init(d);
-                block.push(c);
+                if with_norms {
+                    let layer = ConvBnRelu::new(cin, width, d);
+                    block.push(layer.conv);
+                    block_norms.push(layer.bn);
+                } else {
+                    let c = burn::nn::conv::Conv2dConfig::new([cin, width], [3, 3])
+                        .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .with_initializer(burn::nn::Initializer::XavierUniform { gain: 1.0 })
+                        .init(d);
+                    block.push(c);
+                }
                 cin = width;
             }
             blocks.push(block);
+            if with_norms {
+                norms.push(block_norms);
+            }
         }
         let side = INPUT_SIDE / 16;
         Vgg13 {
             blocks,
+            norms,
             pool: max_pool(2, 2, 0),
             block_dropout: DropoutConfig::new(0.25).init(),
             fc1: LinearConfig::new(cin * side * side, 1024).init(d),
@@ -375,9 +402,12 @@ impl Vgg13 {
     }
 
     fn forward(&self, mut x: Tensor<4>) -> Tensor<2> {
-        for block in &self.blocks {
-            for c in block {
-                x = conv_act_forward(c, x, true);
+        for (b, block) in self.blocks.iter().enumerate() {
+            for (i, c) in block.iter().enumerate() {
+                x = match self.norms.get(b) {
+                    Some(norms) => conv_bn_forward(c, &norms[i], x, true),
+                    None => conv_act_forward(c, x, true),
+                };
             }
             x = self.block_dropout.forward(pool_forward(&self.pool, x));
         }
@@ -390,7 +420,11 @@ impl Vgg13 {
     fn trace(&self, t: &mut Trace) {
         for (b, block) in self.blocks.iter().enumerate() {
             for (i, c) in block.iter().enumerate() {
-                t.conv(&format!("conv{}_{}", b + 1, i + 1), c);
+                let name = format!("conv{}_{}", b + 1, i + 1);
+                t.conv(&name, c);
+                if let Some(norms) = self.norms.get(b) {
+                    t.norm(&format!("{name}.bn"), &norms[i]);
+                }
             }
             t.pool(&format!("pool{}", b + 1), &self.pool);
             t.note(&format!("dropout{}", b + 1), "dropout 0.25");

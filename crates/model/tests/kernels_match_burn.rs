@@ -79,7 +79,7 @@ fn assert_close(what: &str, a: &[f32], b: &[f32], tolerance: f32) {
 
 #[test]
 fn networks_train_the_same_with_ferrite_kernels_and_burn_ops() {
-    for arch in [ArchKind::Ferrite, ArchKind::MiniXception, ArchKind::Vgg13] {
+    for arch in ArchKind::ALL {
         let burn = train_two_steps(arch, true);
         let ours = train_two_steps(arch, false);
         for (a, b) in ours.losses.iter().zip(&burn.losses) {

@@ -37,7 +37,7 @@ pub struct FinetuneArgs {
     /// Continue the fine-tuning run in this folder from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
-    /// Hold the first N stages fixed (ferrite and vgg13 have 4, mini-xception 5).
+    /// Hold the first N stages fixed (ferrite, vgg13 and vgg13-bn have 4, mini-xception 5).
     #[arg(long, value_name = "N", default_value_t = 0)]
     freeze: usize,
     #[command(flatten)]

@@ -15,7 +15,7 @@ use ferrite_train::{Log, Outcome, Start, TrainData};
 
 use crate::dataset_args::DatasetArgs;
 
-/// Train a network (ferrite, mini-xception, vgg13) on a dataset.
+/// Train a network (ferrite, mini-xception, vgg13, vgg13-bn) on a dataset.
 ///
 /// Each epoch trains on the training split, scores the validation split
 /// (PublicTest, FERPlus valid, or a folder's `val`; a folder without one gets a seeded

@@ -104,6 +104,12 @@ impl Network {
                     .enumerate()
                     .map(|(i, b)| if i < stages { b.no_grad() } else { b })
                     .collect();
+                n.norms = n
+                    .norms
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, b)| if i < stages { b.no_grad() } else { b })
+                    .collect();
                 Network::Vgg13(n)
             }
         })
@@ -193,7 +199,7 @@ mod tests {
     #[test]
     fn known_classes_keep_their_scores_and_the_body_is_unchanged() {
         let device = Device::flex();
-        for kind in [ArchKind::Ferrite, ArchKind::MiniXception, ArchKind::Vgg13] {
+        for kind in ArchKind::ALL {
             let from = names(&[
                 "Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral",
             ]);
