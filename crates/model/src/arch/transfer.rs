@@ -89,31 +89,26 @@ impl Network {
                 if stages >= 1 {
                     n.base = n.base.no_grad();
                 }
-                n.modules = n
-                    .modules
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, m)| if i + 2 <= stages { m.no_grad() } else { m })
-                    .collect();
+                // Stage 1 is the plain convs, so module i is stage i + 2.
+                n.modules = no_grad_first(n.modules, stages.saturating_sub(1));
                 Network::MiniXception(n)
             }
             Network::Vgg13(mut n) => {
-                n.blocks = n
-                    .blocks
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, b)| if i < stages { b.no_grad() } else { b })
-                    .collect();
-                n.norms = n
-                    .norms
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, b)| if i < stages { b.no_grad() } else { b })
-                    .collect();
+                n.blocks = no_grad_first(n.blocks, stages);
+                n.norms = no_grad_first(n.norms, stages);
                 Network::Vgg13(n)
             }
         })
     }
+}
+
+/// `parts` with the gradients of the first `count` stopped.
+fn no_grad_first<M: Module>(parts: Vec<M>, count: usize) -> Vec<M> {
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| if i < count { m.no_grad() } else { m })
+        .collect()
 }
 
 /// Values of a float tensor, on the host.
@@ -246,5 +241,21 @@ mod tests {
         assert!(n.stage1[1].conv.weight.val().grad(&grads).is_none());
         assert!(n.stage2_in.conv.weight.val().grad(&grads).is_some());
         assert!(n.fc.weight.val().grad(&grads).is_some());
+    }
+
+    #[test]
+    fn freezing_vgg13_bn_holds_its_norms_too() {
+        let device = Device::flex().autodiff();
+        let net = ArchConfig::new(ArchKind::Vgg13Bn, 7).init(&device);
+        let net = net.freeze(1).unwrap();
+        let x = Tensor::<4>::ones([2, 1, 48, 48], &device);
+        let grads = net.forward(x).sum().backward();
+        let Network::Vgg13(n) = &net else {
+            unreachable!()
+        };
+        assert!(n.blocks[0][1].weight.val().grad(&grads).is_none());
+        assert!(n.norms[0][1].gamma.val().grad(&grads).is_none());
+        assert!(n.blocks[1][0].weight.val().grad(&grads).is_some());
+        assert!(n.norms[1][0].gamma.val().grad(&grads).is_some());
     }
 }
