@@ -201,6 +201,11 @@ fn transform_inputs(s: &ConvShape, x: &[f32], n: usize, v: &mut [f32], padded: &
     let pw = 2 * tw + 2;
     padded.clear();
     padded.resize((2 * th + 2) * pw, 0.0);
+    let transform_row: unsafe fn(&[f32], usize, &mut [f32], usize, usize) = match level() {
+        Some(Simd::Avx512) => transform_tile_row,
+        Some(Simd::Avx2) => transform_tile_row_avx2,
+        None => unreachable!("winograd without a SIMD level"),
+    };
     for image in 0..n {
         for c in 0..s.cin {
             let plane = &x[(image * s.cin + c) * h * wd..][..h * wd];
@@ -210,13 +215,8 @@ fn transform_inputs(s: &ConvShape, x: &[f32], n: usize, v: &mut [f32], padded: &
             for ty in 0..th {
                 let rows = &padded[2 * ty * pw..][..4 * pw];
                 let first = c * tiles + image * th * tw + ty * tw;
-                // SAFETY: each runs only where the CPU has its instructions.
-                match level() {
-                    Some(Simd::Avx512) => unsafe {
-                        transform_tile_row(rows, tw, v, s.cin * tiles, first)
-                    },
-                    _ => unsafe { transform_tile_row_avx2(rows, tw, v, s.cin * tiles, first) },
-                }
+                // SAFETY: `transform_row` was picked for the CPU's SIMD level.
+                unsafe { transform_row(rows, tw, v, s.cin * tiles, first) };
             }
         }
     }
