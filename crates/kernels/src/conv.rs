@@ -360,15 +360,25 @@ pub fn backward(
     );
     // For 3x3, stride 1, padding 1 the input gradient is a forward pass of `g` (see
     // `turned_and_swapped`), which the Winograd or direct kernel runs where it applies; the
-    // weight gradient has a Winograd form too. What is left goes through im2col.
+    // weight gradient has a Winograd form (wide layers, small maps) and a direct one
+    // (narrow layers, large maps). What is left goes through im2col.
     #[cfg(target_arch = "x86_64")]
-    if crate::winograd::weight_grad_applies(s) {
-        let dx = if need_dx {
-            input_grad(s, w, g)
+    {
+        let dw = if crate::winograd::weight_grad_applies(s) {
+            Some(crate::winograd::weight_grad(s, x, g))
+        } else if crate::direct::weight_grad_applies(s) {
+            Some(crate::direct::weight_grad(s, x, g))
         } else {
-            Vec::new()
+            None
         };
-        return (dx, crate::winograd::weight_grad(s, x, g));
+        if let Some(dw) = dw {
+            let dx = if need_dx {
+                input_grad(s, w, g)
+            } else {
+                Vec::new()
+            };
+            return (dx, dw);
+        }
     }
     if need_dx && path(&transposed(s)) != Path::Im2col {
         return (input_grad(s, w, g), backward_im2col(s, x, w, g, false).1);
@@ -801,6 +811,25 @@ mod tests {
                 cout: 32,
                 ..base
             },
+            // For the direct weight gradient (maps of 24x24 or more, 32 channels or fewer,
+            // AVX-512): tiles of 8 + 4 + 1 output channels on a row width (27) whose planes
+            // do not fill whole vectors; and a network's first layer, one input channel.
+            ConvShape {
+                batch: 3,
+                cin: 3,
+                h: 24,
+                w: 25,
+                cout: 13,
+                ..base
+            },
+            ConvShape {
+                batch: 2,
+                cin: 1,
+                h: 26,
+                w: 23,
+                cout: 16,
+                ..base
+            },
         ]
     }
 
@@ -909,7 +938,8 @@ mod tests {
 
     /// Where the CPU has AVX-512 or AVX2 (and at most 16 threads), the tests above do reach
     /// the fast kernels, both ways: the direct kernel on the three shapes with 8-31 channels,
-    /// Winograd (and its weight gradient) on the three with 32 or more. Elsewhere they check
+    /// Winograd (and its weight gradient) on the three with 32 or more, and with AVX-512 the
+    /// direct weight gradient on the two large maps. Elsewhere they check
     /// the im2col path twice, and this says so. They test the widest level the CPU has;
     /// `FERRITE_SIMD=avx2` tests the AVX2 kernels on an AVX-512 CPU.
     #[test]
@@ -926,7 +956,14 @@ mod tests {
                     .count()
             };
             for turn in [false, true] {
-                assert_eq!(count(Path::Direct, turn), 3, "direct, transposed: {turn}");
+                // The two shapes for the direct weight gradient have too few input
+                // channels for the direct forward pass, but their input gradients take it.
+                let direct = if turn { 5 } else { 3 };
+                assert_eq!(
+                    count(Path::Direct, turn),
+                    direct,
+                    "direct, transposed: {turn}"
+                );
                 assert_eq!(
                     count(Path::Winograd, turn),
                     3,
@@ -938,6 +975,16 @@ mod tests {
                 .filter(|s| crate::winograd::weight_grad_applies(s))
                 .count();
             assert_eq!(winograd_dw, 3, "winograd weight gradient");
+            let direct_dw = shapes()
+                .iter()
+                .filter(|s| crate::direct::weight_grad_applies(s))
+                .count();
+            let want = if level == crate::simd::Simd::Avx512 {
+                2
+            } else {
+                0
+            };
+            assert_eq!(direct_dw, want, "direct weight gradient");
             return;
         }
         eprintln!(

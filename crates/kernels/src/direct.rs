@@ -16,10 +16,13 @@
 //!   degrees and their input and output channels swapped (stride 1, padding 1 is its own
 //!   transpose; `conv::turned_and_swapped`).
 //!
-//! With 32 or more channels each way, [`crate::winograd`] runs instead; it reuses this
-//! module's register tile for its products. The weight gradient stays with im2col +
-//! multiply: a direct version (each output-gradient plane correlated with shifted input
-//! planes) was slower on most of our shapes (docs/performance.md).
+//! - weight gradient ([`weight_grad`], AVX-512 only): each output-gradient plane correlated
+//!   with the shifted input planes, on the narrow layers of large maps (at most 32 channels,
+//!   24x24 or more). On smaller maps and wider layers it was slower than the alternatives
+//!   (docs/performance.md), so those keep im2col + multiply or Winograd's form.
+//!
+//! With 32 or more channels each way, [`crate::winograd`] runs instead of the forward
+//! kernel; it reuses this module's register tile for its products.
 
 use std::arch::x86_64::*;
 
@@ -297,6 +300,165 @@ unsafe fn tile_avx2<const NP: usize>(
         for p in 0..NP {
             for v in 0..2 {
                 _mm256_storeu_ps(out[p].as_mut_ptr().add(v * HALF), acc[p][v]);
+            }
+        }
+    }
+}
+
+/// Whether [`weight_grad`] serves this convolution: 3x3, stride 1, padding 1, at most 32
+/// channels each way on maps of 24x24 or more, with AVX-512. There it beats im2col +
+/// multiply, whose product is only `cout` rows tall; on smaller maps the two padding
+/// columns of each row take a growing share of every vector, and wider layers take
+/// Winograd's or the multiply's weight gradient.
+pub fn weight_grad_applies(s: &ConvShape) -> bool {
+    s.kh == 3
+        && s.kw == 3
+        && s.stride == [1, 1]
+        && s.padding == [1, 1]
+        && s.h * s.w >= 24 * 24
+        && s.cin.max(s.cout) <= 32
+        && level() == Some(Simd::Avx512)
+}
+
+/// The weight gradient of the convolution, given its input `x` and output gradient `g`, as
+/// `[cout, cin, 3, 3]`.
+///
+/// With the input zero-bordered and the output gradient laid out on the same row width
+/// (`w + 2`, its two extra columns zero), `dW[o, c, ky, kx]` is the dot product of the
+/// gradient plane `o` with the input plane `c` shifted by `ky·(w + 2) + kx`: both read with
+/// contiguous vector loads, no im2col. A tile holds 4 output channels x the 3 taps of one
+/// kernel row in 12 registers, so each input vector serves 4 products and each gradient
+/// vector 3. (With 8 x 3 sums LLVM spilled half of them to the stack, 4x slower.)
+///
+/// # Panics
+/// If [`weight_grad_applies`] is false for `s`.
+pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
+    assert!(
+        weight_grad_applies(s),
+        "direct weight gradient: unsupported shape or CPU"
+    );
+    let (cin, cout) = (s.cin, s.cout);
+    let width = s.w + 2;
+    let plane = (s.h + 2) * width;
+    // Gradient values per plane on the padded row width, rounded up to whole vectors; the
+    // rounding's extra values are zero, and the input reads past its last plane land in
+    // `LANES` zeros of slack.
+    let len = (s.h * width).next_multiple_of(LANES);
+    let weights = cout * cin * 9;
+    x.par_chunks(cin * s.h * s.w)
+        .zip(g.par_chunks(cout * s.h * s.w))
+        .fold(
+            // Borders, padding columns and slack stay zero: only interiors are rewritten.
+            || {
+                (
+                    vec![0.0f32; weights],
+                    vec![0.0f32; cin * plane + 2 * LANES],
+                    vec![0.0f32; cout * len],
+                )
+            },
+            |(mut dw, mut xp, mut gp), (x, g)| {
+                pad_into(x, cin, s.h, s.w, &mut xp, plane, width);
+                for o in 0..cout {
+                    for y in 0..s.h {
+                        gp[o * len + y * width..][..s.w]
+                            .copy_from_slice(&g[(o * s.h + y) * s.w..][..s.w]);
+                    }
+                }
+                // Tiles of 4 output channels, then 2, 1 for what is left.
+                let mut o = 0;
+                while o < cout {
+                    let rows = [4, 2, 1].into_iter().find(|&n| n <= cout - o).unwrap();
+                    for c in 0..cin {
+                        for ky in 0..3 {
+                            let mut sums = [[0.0f32; 3]; 4];
+                            // SAFETY: AVX-512 was detected in `weight_grad_applies`; the
+                            // tile reads `len` values of `rows` gradient planes and
+                            // `len + 2` input values from `c·plane + ky·width`, which the
+                            // slack after the last plane covers.
+                            unsafe {
+                                grad_tile_dispatch(
+                                    rows,
+                                    &gp[o * len..],
+                                    len,
+                                    &xp[c * plane + ky * width..],
+                                    &mut sums,
+                                )
+                            };
+                            for (r, row) in sums[..rows].iter().enumerate() {
+                                for (kx, v) in row.iter().enumerate() {
+                                    dw[((o + r) * cin + c) * 9 + ky * 3 + kx] += v;
+                                }
+                            }
+                        }
+                    }
+                    o += rows;
+                }
+                (dw, xp, gp)
+            },
+        )
+        .map(|(dw, _, _)| dw)
+        .reduce(
+            || vec![0.0f32; weights],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}
+
+/// Runs [`grad_tile`] for `rows` (4, 2 or 1) gradient planes.
+///
+/// # Safety
+/// AVX-512F must be available; `g` must hold `(rows - 1)·len + len` values and `x`
+/// `len + 2`.
+unsafe fn grad_tile_dispatch(
+    rows: usize,
+    g: &[f32],
+    len: usize,
+    x: &[f32],
+    sums: &mut [[f32; 3]; 4],
+) {
+    debug_assert!(g.len() >= rows * len && x.len() >= len + 2);
+    let (g, x) = (g.as_ptr(), x.as_ptr());
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match rows {
+            4 => grad_tile::<4>(g, len, x, sums),
+            2 => grad_tile::<2>(g, len, x, sums),
+            1 => grad_tile::<1>(g, len, x, sums),
+            _ => unreachable!("no {rows}-row gradient tile"),
+        }
+    }
+}
+
+/// `sums[r][kx] = Σ_i g[r·len + i] · x[i + kx]` for `i < len` (a multiple of 16), `kx < 3`.
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_tile<const R: usize>(
+    g: *const f32,
+    len: usize,
+    x: *const f32,
+    sums: &mut [[f32; 3]; 4],
+) {
+    let mut acc = [[_mm512_setzero_ps(); 3]; R];
+    // SAFETY (whole body): every read is inside the bounds the caller guaranteed.
+    unsafe {
+        for i in (0..len).step_by(LANES) {
+            let xv = [
+                _mm512_loadu_ps(x.add(i)),
+                _mm512_loadu_ps(x.add(i + 1)),
+                _mm512_loadu_ps(x.add(i + 2)),
+            ];
+            #[allow(clippy::needless_range_loop)]
+            for r in 0..R {
+                let gv = _mm512_loadu_ps(g.add(r * len + i));
+                for kx in 0..3 {
+                    acc[r][kx] = _mm512_fmadd_ps(gv, xv[kx], acc[r][kx]);
+                }
+            }
+        }
+        for r in 0..R {
+            for kx in 0..3 {
+                sums[r][kx] = _mm512_reduce_add_ps(acc[r][kx]);
             }
         }
     }
