@@ -11,48 +11,20 @@ mod common;
 
 const BATCH: usize = 64;
 
-/// VGG13's 3x3 convolutions after its first (input channels, output channels, side).
-const VGG13_CONVS: [(usize, usize, usize); 6] = [
-    (64, 64, 48),
-    (64, 128, 24),
-    (128, 128, 24),
-    (128, 256, 12),
-    (256, 256, 12),
-    (256, 256, 6),
-];
-
-/// Values in [-1, 1) from a fixed linear congruential sequence: timing needs no better.
-fn values(len: usize, seed: u32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}
-
 fn main() {
     println!("batch {BATCH}; ms per call (median of 7)");
     println!();
     println!("| conv | fwd | dx | dw | fwd GFLOP/s |");
     println!("|---|---:|---:|---:|---:|");
-    let shapes = common::FERRITE_CONVS[1..].iter().chain(&VGG13_CONVS);
+    // Each network's first layer (one input channel) has no input gradient to time.
+    let shapes = common::FERRITE_CONVS[1..]
+        .iter()
+        .chain(&common::VGG13_CONVS[1..]);
     for &(cin, cout, side) in shapes {
-        let s = ConvShape {
-            batch: BATCH,
-            cin,
-            h: side,
-            w: side,
-            cout,
-            kh: 3,
-            kw: 3,
-            stride: [1, 1],
-            padding: [1, 1],
-        };
-        let x = values(BATCH * cin * side * side, 1);
-        let w = values(cout * cin * 9, 2);
-        let g = values(BATCH * cout * side * side, 3);
+        let s = common::same_3x3(BATCH, cin, cout, side);
+        let x = common::values(BATCH * cin * side * side);
+        let w = common::values(cout * cin * 9);
+        let g = common::values(BATCH * cout * side * side);
         let ms = |f: &mut dyn FnMut()| common::median_seconds(1, 7, f) * 1e3;
         let fwd = ms(&mut || drop(forward(&s, &x, &w)));
         // For 3x3, stride 1, padding 1 the input gradient is the forward pass of the output

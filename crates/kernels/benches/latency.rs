@@ -6,13 +6,9 @@
 //! Batch-1 latency is the sum of these small multiplies, so how a layer is split across
 //! the cores matters more than at batch 64.
 
-use ferrite_kernels::conv::{ConvShape, Epilogue, forward_with};
+use ferrite_kernels::conv::{Epilogue, forward_with};
 
 mod common;
-
-fn values(n: usize) -> Vec<f32> {
-    (0..n).map(|i| (i as f32 * 0.731).sin()).collect()
-}
 
 fn main() {
     println!(
@@ -22,34 +18,15 @@ fn main() {
     println!();
     println!("| network | conv | MACs | µs | GFLOP/s |");
     println!("|---|---|---:|---:|---:|");
-    let vgg13 = [
-        (1, 64, 48),
-        (64, 64, 48),
-        (64, 128, 24),
-        (128, 128, 24),
-        (128, 256, 12),
-        (256, 256, 12),
-        (256, 256, 6),
-    ];
     for (net, shapes) in [
         ("ferrite", &common::FERRITE_CONVS[..]),
-        ("vgg13", &vgg13[..]),
+        ("vgg13", &common::VGG13_CONVS[..]),
     ] {
         for &(cin, cout, side) in shapes {
-            let s = ConvShape {
-                batch: 1,
-                cin,
-                h: side,
-                w: side,
-                cout,
-                kh: 3,
-                kw: 3,
-                stride: [1, 1],
-                padding: [1, 1],
-            };
-            let x = values(cin * side * side);
-            let w = values(s.weight_len());
-            let shift = values(cout);
+            let s = common::same_3x3(1, cin, cout, side);
+            let x = common::values(cin * side * side);
+            let w = common::values(s.weight_len());
+            let shift = common::values(cout);
             let epilogue = Epilogue {
                 scale: None,
                 shift: Some(&shift),

@@ -85,15 +85,32 @@ fn networks_train_the_same_with_ferrite_kernels_and_burn_ops() {
         for (a, b) in ours.losses.iter().zip(&burn.losses) {
             assert!((a - b).abs() <= 1e-4 * b.abs(), "{arch}: loss {a} vs {b}");
         }
+        // vgg13-bn's evaluation-mode logits are the most sensitive to summation order: ten
+        // batch norms whose running statistics two steps of 0.05 have just moved, then
+        // three dense layers. On an AVX-512 Xeon they differ by 2.6e-3 of their scale with
+        // im2col everywhere (`FERRITE_SIMD=none`) and 3.6e-3 with our SIMD kernels, the same
+        // with AVX2 as with AVX-512 (it passed 1e-3 on an AVX2-only Zen 3). 1e-2 keeps about
+        // three times that as margin.
+        let tolerance = if arch == ArchKind::Vgg13Bn {
+            1e-2
+        } else {
+            1e-3
+        };
         assert_close(
             &format!("{arch}: logits after two steps"),
             &ours.eval_logits,
             &burn.eval_logits,
-            1e-3,
+            tolerance,
         );
         // VGG13 has no batch norm: at initialisation its input gradient is ~1e-6, the sum of
         // much larger terms that cancel, so summation order alone moves it by a few percent.
-        let tolerance = if arch == ArchKind::Vgg13 { 5e-2 } else { 1e-3 };
+        // vgg13-bn's cancels too (each norm's backward subtracts two means): on an AVX-512
+        // Xeon it differs by 4.7e-3 of its scale with im2col everywhere and 1.8e-2 with our
+        // Winograd kernels, whose transforms round differently from a plain sum.
+        let tolerance = match arch {
+            ArchKind::Vgg13 | ArchKind::Vgg13Bn => 5e-2,
+            _ => 1e-3,
+        };
         assert_close(
             &format!("{arch}: input gradient"),
             &ours.input_grad,
