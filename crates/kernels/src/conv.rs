@@ -386,6 +386,13 @@ pub fn backward(
     backward_im2col(s, x, w, g, need_dx)
 }
 
+/// Two partial sums of a weight gradient (or of Winograd's transformed one), added: how
+/// each weight gradient's parallel fold over chunks of images is reduced.
+pub(crate) fn summed(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+    a
+}
+
 /// The input gradient of a 3x3, stride-1, padding-1 convolution as a forward pass of `g`.
 fn input_grad(s: &ConvShape, w: &[f32], g: &[f32]) -> Vec<f32> {
     forward_with(
@@ -477,13 +484,7 @@ fn backward_im2col(
                 dw
             },
         )
-        .reduce(
-            || vec![0.0f32; s.weight_len()],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+        .reduce(|| vec![0.0f32; s.weight_len()], summed);
     (dx, dw)
 }
 
@@ -812,7 +813,7 @@ mod tests {
                 ..base
             },
             // For the direct weight gradient (maps of 24x24 or more, 32 channels or fewer,
-            // AVX-512): tiles of 8 + 4 + 1 output channels on a row width (27) whose planes
+            // AVX-512): tiles of 4 + 4 + 4 + 1 output channels on a row width (27) whose planes
             // do not fill whole vectors; and a network's first layer, one input channel.
             ConvShape {
                 batch: 3,

@@ -397,20 +397,13 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
             },
         )
         .map(|(dw, _, _)| dw)
-        .reduce(
-            || vec![0.0f32; weights],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+        .reduce(|| vec![0.0f32; weights], crate::conv::summed)
 }
 
 /// Runs [`grad_tile`] for `rows` (4, 2 or 1) gradient planes.
 ///
 /// # Safety
-/// AVX-512F must be available; `g` must hold `(rows - 1)·len + len` values and `x`
-/// `len + 2`.
+/// AVX-512F must be available; `g` must hold `rows·len` values and `x` `len + 2`.
 unsafe fn grad_tile_dispatch(
     rows: usize,
     g: &[f32],

@@ -516,13 +516,7 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
                 z
             },
         )
-        .reduce(
-            || vec![0.0f32; E * cout * cin],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+        .reduce(|| vec![0.0f32; E * cout * cin], crate::conv::summed);
     // Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1], on the columns of each 4x4 Z, then the rows.
     let mut dw = vec![0.0f32; cout * cin * 9];
     for o in 0..cout {
