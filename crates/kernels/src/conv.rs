@@ -360,14 +360,15 @@ pub fn backward(
     );
     // For 3x3, stride 1, padding 1 the input gradient is a forward pass of `g` (see
     // `turned_and_swapped`), which the Winograd or direct kernel runs where it applies; the
-    // weight gradient has a Winograd form (wide layers, small maps) and a direct one
-    // (narrow layers, large maps). What is left goes through im2col.
+    // weight gradient has a Winograd form (the deep layers of 12x12 maps, or of small maps
+    // without AVX-512) and a direct one (16n input channels, AVX-512). What is left goes
+    // through im2col.
     #[cfg(target_arch = "x86_64")]
     {
         let dw = if crate::winograd::weight_grad_applies(s) {
             Some(crate::winograd::weight_grad(s, x, g))
-        } else if crate::direct::weight_grad_applies(s) {
-            Some(crate::direct::weight_grad(s, x, g))
+        } else if crate::direct_grad::applies(s) {
+            Some(crate::direct_grad::weight_grad(s, x, g))
         } else {
             None
         };
@@ -812,9 +813,18 @@ mod tests {
                 cout: 32,
                 ..base
             },
-            // For the direct weight gradient (maps of 24x24 or more, 32 channels or fewer,
-            // AVX-512): tiles of 4 + 4 + 4 + 1 output channels on a row width (27) whose planes
-            // do not fill whole vectors; and a network's first layer, one input channel.
+            // 12x12 with 64 input channels: Winograd's weight gradient on every SIMD level
+            // (on the others with AVX-512 the direct one takes over: 16n input channels).
+            ConvShape {
+                batch: 2,
+                cin: 64,
+                h: 12,
+                w: 12,
+                cout: 36,
+                ..base
+            },
+            // Large maps with few input channels (a network's first layer has one): im2col's
+            // weight gradient, cut into bands.
             ConvShape {
                 batch: 3,
                 cin: 3,
@@ -939,8 +949,9 @@ mod tests {
 
     /// Where the CPU has AVX-512 or AVX2 (and at most 16 threads), the tests above do reach
     /// the fast kernels, both ways: the direct kernel on the three shapes with 8-31 channels,
-    /// Winograd (and its weight gradient) on the three with 32 or more, and with AVX-512 the
-    /// direct weight gradient on the two large maps. Elsewhere they check
+    /// Winograd on the four with 32 or more, and the weight gradients: with AVX-512 the
+    /// direct one on the three with 16 or 32 input channels and Winograd's on the two others
+    /// (40 and 64 input channels), with AVX2 Winograd's on all four. Elsewhere they check
     /// the im2col path twice, and this says so. They test the widest level the CPU has;
     /// `FERRITE_SIMD=avx2` tests the AVX2 kernels on an AVX-512 CPU.
     #[test]
@@ -957,7 +968,7 @@ mod tests {
                     .count()
             };
             for turn in [false, true] {
-                // The two shapes for the direct weight gradient have too few input
+                // The two shapes for im2col's banded weight gradient have too few input
                 // channels for the direct forward pass, but their input gradients take it.
                 let direct = if turn { 5 } else { 3 };
                 assert_eq!(
@@ -967,25 +978,26 @@ mod tests {
                 );
                 assert_eq!(
                     count(Path::Winograd, turn),
-                    3,
+                    4,
                     "winograd, transposed: {turn}"
                 );
             }
-            let winograd_dw = shapes()
-                .iter()
-                .filter(|s| crate::winograd::weight_grad_applies(s))
-                .count();
-            assert_eq!(winograd_dw, 3, "winograd weight gradient");
-            let direct_dw = shapes()
-                .iter()
-                .filter(|s| crate::direct::weight_grad_applies(s))
-                .count();
-            let want = if level == crate::simd::Simd::Avx512 {
-                2
-            } else {
-                0
-            };
-            assert_eq!(direct_dw, want, "direct weight gradient");
+            let count_dw =
+                |applies: fn(&ConvShape) -> bool| shapes().iter().filter(|s| applies(s)).count();
+            let avx512 = level == crate::simd::Simd::Avx512;
+            let (winograd, direct) = if avx512 { (2, 3) } else { (4, 0) };
+            assert_eq!(
+                count_dw(crate::winograd::weight_grad_applies),
+                winograd,
+                "winograd weight gradient"
+            );
+            assert_eq!(
+                count_dw(
+                    |s| crate::direct_grad::applies(s) && !crate::winograd::weight_grad_applies(s)
+                ),
+                direct,
+                "direct weight gradient"
+            );
             return;
         }
         eprintln!(

@@ -1,8 +1,10 @@
 //! ferrite's own CPU kernels for the operations that dominate training our networks:
-//! convolution (forward and both gradients as im2col + matrix multiply in NCHW), the
-//! backward pass of depthwise convolution, batch norm
-//! with batch statistics fused with the ReLU after it, and 2x2 max pooling. See `docs/performance.md` for where
-//! burn's generic versions spend their time and what these save.
+//! convolution (forward and both gradients as im2col + matrix multiply in NCHW, and for 3x3
+//! convolutions on CPUs with AVX2 or AVX-512 direct and Winograd kernels: `direct`,
+//! `direct_grad`, `winograd`), the backward pass of depthwise convolution, batch norm with
+//! batch statistics fused with the ReLU after it, and 2x2 max pooling. See
+//! `docs/performance.md` for where burn's generic versions spend their time and what these
+//! save.
 //!
 //! The functions here take ordinary burn tensors. On the CPU (burn's `flex` backend, with or
 //! without autodiff) they run our kernels; on any other device they fall back to burn's own
@@ -14,6 +16,8 @@ pub mod conv;
 pub mod depthwise;
 #[cfg(target_arch = "x86_64")]
 mod direct;
+#[cfg(target_arch = "x86_64")]
+mod direct_grad;
 mod gemm;
 pub mod norm;
 pub mod pool;

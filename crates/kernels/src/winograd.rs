@@ -464,10 +464,17 @@ compiled_for_level! {
 
 /// Whether [`weight_grad`] is the faster weight gradient for `s`: on maps of at most 12x12
 /// with at most 192 channels either way (`ferrite`'s deep layers: 96→96 at 12x12 9.8 → 7.2
-/// ms, 192→192 at 6x6 10.4 → 8.4 ms per batch of 64). On larger maps and VGG13's 256
-/// channels im2col + multiply was as fast or faster (64→64 at 48x48: 74 against 94 ms).
+/// ms, 192→192 at 6x6 10.4 → 8.4 ms per batch of 64, against im2col + multiply). On larger
+/// maps and VGG13's 256 channels im2col + multiply was as fast or faster (64→64 at 48x48:
+/// 74 against 94 ms). Where the direct weight gradient ([`crate::direct_grad`], AVX-512)
+/// serves too, only on 12x12 maps with 64+ input channels, where each image has 36 tiles
+/// to spread the transforms over: on 6x6 maps (9 tiles) and with 32 input channels the
+/// direct form was faster (docs/performance.md, run L).
 pub fn weight_grad_applies(s: &ConvShape) -> bool {
-    applies(s) && s.h * s.w <= 144 && s.cin.max(s.cout) <= 192
+    applies(s)
+        && s.h * s.w <= 144
+        && s.cin.max(s.cout) <= 192
+        && (!crate::direct_grad::applies(s) || (s.h * s.w >= 144 && s.cin >= 64))
 }
 
 /// The weight gradient of the convolution, given its input `x` and output gradient `g`, as
