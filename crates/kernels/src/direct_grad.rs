@@ -297,9 +297,11 @@ mod tests {
             );
             return;
         }
-        // 7 output channels take the 4-, 2- and 1-channel tiles; 5x3 maps have rows shorter
-        // than the tile's three taps' span; 9 images cross a chunk boundary.
-        for (batch, cin, cout, h, w) in [(9, 64, 7, 5, 3), (3, 80, 4, 6, 6), (2, 64, 1, 12, 13)] {
+        // 7 output channels take the 4-, 2- and 1-channel tiles, on 5x3 maps, whose rows are
+        // shorter than the tile's three taps' span; 80 channels make an odd number of
+        // blocks; 12x13 maps take 4 images per chunk, so 11 images cross chunk boundaries,
+        // and their one block of 16 channels is split over the batch on 2+ threads.
+        for (batch, cin, cout, h, w) in [(9, 64, 7, 5, 3), (3, 80, 4, 6, 6), (11, 16, 1, 12, 13)] {
             let s = ConvShape {
                 batch,
                 cin,
