@@ -23,6 +23,11 @@ impl NormShape {
         self.batch * self.channels * self.spatial
     }
 
+    /// Values per image.
+    fn image_len(&self) -> usize {
+        self.channels * self.spatial
+    }
+
     /// Values per channel.
     fn count(&self) -> f64 {
         (self.batch * self.spatial) as f64
@@ -61,37 +66,14 @@ pub fn forward(
     check(s, x, gamma, beta);
     let (mean, variance): (Vec<f32>, Vec<f32>) = (0..s.channels)
         .into_par_iter()
-        .map(|c| {
-            let mean = s
-                .planes(x, c)
-                .map(|p| lane_sums(p, p, |v, _| [v])[0] as f64)
-                .sum::<f64>()
-                / s.count();
-            let m = mean as f32;
-            let var = s
-                .planes(x, c)
-                .map(|p| lane_sums(p, p, |v, _| [(v - m) * (v - m)])[0] as f64)
-                .sum::<f64>()
-                / s.count();
-            (mean as f32, var as f32)
-        })
+        .map(|c| channel_stats(s, x, c))
         .unzip();
     let (scale, shift) = affine(&mean, &variance, gamma, beta, eps);
     let mut output = vec![0.0f32; x.len()];
     output
-        .par_chunks_mut(s.spatial)
-        .zip(x.par_chunks(s.spatial))
-        .enumerate()
-        .for_each(|(i, (y, x))| {
-            let (a, b) = (scale[i % s.channels], shift[i % s.channels]);
-            if relu {
-                y.iter_mut()
-                    .zip(x)
-                    .for_each(|(y, x)| *y = (x * a + b).max(0.0));
-            } else {
-                y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
-            }
-        });
+        .par_chunks_mut(s.image_len())
+        .zip(x.par_chunks(s.image_len()))
+        .for_each(|(y, x)| normalise_image(s, x, &scale, &shift, relu, y));
     Forward {
         output,
         mean,
@@ -120,44 +102,189 @@ pub fn backward(
         .iter()
         .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
         .collect();
-    // Per channel: Σ g' and Σ g'·x̂, where g' is g masked by the ReLU (zero where the output
-    // was clamped) and x̂ the normalised input.
+    let per_channel = Channels {
+        scale: &scale,
+        shift: &shift,
+        mean,
+        inv_std: &inv_std,
+        relu,
+    };
     let (beta_grad, gamma_grad): (Vec<f32>, Vec<f32>) = (0..s.channels)
         .into_par_iter()
-        .map(|c| {
-            let (a, b, m, is) = (scale[c], shift[c], mean[c], inv_std[c]);
-            let mut sum_g = 0.0f64;
-            let mut sum_gx = 0.0f64;
-            for (xp, gp) in s.planes(x, c).zip(s.planes(g, c)) {
-                let [sg, sgx] = lane_sums(xp, gp, |x, g| {
-                    let g = if relu && x * a + b <= 0.0 { 0.0 } else { g };
-                    [g, g * (x - m) * is]
-                });
-                sum_g += sg as f64;
-                sum_gx += sgx as f64;
-            }
-            (sum_g as f32, sum_gx as f32)
-        })
+        .map(|c| gradient_sums(s, x, g, &per_channel, c))
         .unzip();
     let n = s.count() as f32;
+    let terms = Terms {
+        mean_g: beta_grad.iter().map(|v| v / n).collect(),
+        mean_gx: gamma_grad.iter().map(|v| v / n).collect(),
+        k: gamma.iter().zip(&inv_std).map(|(g, is)| g * is).collect(),
+    };
     let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(s.spatial)
-        .zip(x.par_chunks(s.spatial).zip(g.par_chunks(s.spatial)))
-        .enumerate()
-        .for_each(|(i, (dx, (x, g)))| {
-            let c = i % s.channels;
-            let (a, b, m, is) = (scale[c], shift[c], mean[c], inv_std[c]);
-            let (mean_g, mean_gx) = (beta_grad[c] / n, gamma_grad[c] / n);
-            let k = gamma[c] * is;
-            for ((dx, x), g) in dx.iter_mut().zip(x).zip(g) {
-                let g = if relu && x * a + b <= 0.0 { 0.0 } else { *g };
-                *dx = k * (g - mean_g - (x - m) * is * mean_gx);
-            }
-        });
+    dx.par_chunks_mut(s.image_len())
+        .zip(x.par_chunks(s.image_len()).zip(g.par_chunks(s.image_len())))
+        .for_each(|(dx, (x, g))| input_grad_image(s, x, g, &per_channel, &terms, dx));
     Backward {
         x: dx,
         gamma: gamma_grad,
         beta: beta_grad,
+    }
+}
+
+/// What the backward needs of each channel to recompute the forward's output.
+struct Channels<'a> {
+    scale: &'a [f32],
+    shift: &'a [f32],
+    mean: &'a [f32],
+    inv_std: &'a [f32],
+    relu: bool,
+}
+
+/// Per channel, the terms of the input gradient: the means of g' and of g'·x̂ over the
+/// channel, and `k = gamma · inv_std`.
+struct Terms {
+    mean_g: Vec<f32>,
+    mean_gx: Vec<f32>,
+    k: Vec<f32>,
+}
+
+// The loops below are plain Rust, compiled once per SIMD level so that they vectorise with
+// the CPU's widest registers (the crate itself is built for the baseline x86-64, SSE2). The
+// output passes run over whole images, so that small maps (36 values per plane at 6x6) are
+// not cut into tiny parallel jobs.
+
+#[cfg(target_arch = "x86_64")]
+crate::simd::compiled_for_level! {
+    /// [`channel_stats_loops`], vectorised.
+    fn channel_stats => channel_stats_loops(s: &NormShape, x: &[f32], c: usize) -> (f32, f32)
+}
+#[cfg(not(target_arch = "x86_64"))]
+use channel_stats_loops as channel_stats;
+
+/// Mean and biased variance of channel `c`: two passes (the second from cache), each plane
+/// summed in f32 lanes and the planes in f64.
+#[inline(always)]
+fn channel_stats_loops(s: &NormShape, x: &[f32], c: usize) -> (f32, f32) {
+    let mean = s
+        .planes(x, c)
+        .map(|p| lane_sums(p, p, |v, _| [v])[0] as f64)
+        .sum::<f64>()
+        / s.count();
+    let m = mean as f32;
+    let var = s
+        .planes(x, c)
+        .map(|p| lane_sums(p, p, |v, _| [(v - m) * (v - m)])[0] as f64)
+        .sum::<f64>()
+        / s.count();
+    (m, var as f32)
+}
+
+#[cfg(target_arch = "x86_64")]
+crate::simd::compiled_for_level! {
+    /// [`normalise_image_loops`], vectorised.
+    fn normalise_image => normalise_image_loops(
+        s: &NormShape,
+        x: &[f32],
+        scale: &[f32],
+        shift: &[f32],
+        relu: bool,
+        y: &mut [f32],
+    )
+}
+#[cfg(not(target_arch = "x86_64"))]
+use normalise_image_loops as normalise_image;
+
+/// One image's output: `x · scale + shift` per channel, clamped at 0 when `relu`.
+#[inline(always)]
+fn normalise_image_loops(
+    s: &NormShape,
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+    y: &mut [f32],
+) {
+    let planes = y.chunks_exact_mut(s.spatial).zip(x.chunks_exact(s.spatial));
+    for ((y, x), (a, b)) in planes.zip(scale.iter().zip(shift)) {
+        if relu {
+            y.iter_mut()
+                .zip(x)
+                .for_each(|(y, x)| *y = (x * a + b).max(0.0));
+        } else {
+            y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+crate::simd::compiled_for_level! {
+    /// [`gradient_sums_loops`], vectorised.
+    fn gradient_sums => gradient_sums_loops(
+        s: &NormShape,
+        x: &[f32],
+        g: &[f32],
+        ch: &Channels,
+        c: usize,
+    ) -> (f32, f32)
+}
+#[cfg(not(target_arch = "x86_64"))]
+use gradient_sums_loops as gradient_sums;
+
+/// For channel `c`: Σ g' and Σ g'·x̂, where g' is `g` masked by the ReLU (zero where the
+/// output was clamped) and x̂ the normalised input: the gradients of beta and gamma.
+#[inline(always)]
+fn gradient_sums_loops(s: &NormShape, x: &[f32], g: &[f32], ch: &Channels, c: usize) -> (f32, f32) {
+    let (a, b, m, is) = (ch.scale[c], ch.shift[c], ch.mean[c], ch.inv_std[c]);
+    let relu = ch.relu;
+    let mut sum_g = 0.0f64;
+    let mut sum_gx = 0.0f64;
+    for (xp, gp) in s.planes(x, c).zip(s.planes(g, c)) {
+        let [sg, sgx] = lane_sums(xp, gp, |x, g| {
+            let g = if relu && x * a + b <= 0.0 { 0.0 } else { g };
+            [g, g * (x - m) * is]
+        });
+        sum_g += sg as f64;
+        sum_gx += sgx as f64;
+    }
+    (sum_g as f32, sum_gx as f32)
+}
+
+#[cfg(target_arch = "x86_64")]
+crate::simd::compiled_for_level! {
+    /// [`input_grad_image_loops`], vectorised.
+    fn input_grad_image => input_grad_image_loops(
+        s: &NormShape,
+        x: &[f32],
+        g: &[f32],
+        ch: &Channels,
+        terms: &Terms,
+        dx: &mut [f32],
+    )
+}
+#[cfg(not(target_arch = "x86_64"))]
+use input_grad_image_loops as input_grad_image;
+
+/// One image's input gradient: per channel `k · (g' − mean(g') − (x − mean) · inv_std ·
+/// mean(g'·x̂))`.
+#[inline(always)]
+fn input_grad_image_loops(
+    s: &NormShape,
+    x: &[f32],
+    g: &[f32],
+    ch: &Channels,
+    terms: &Terms,
+    dx: &mut [f32],
+) {
+    let relu = ch.relu;
+    let planes = dx
+        .chunks_exact_mut(s.spatial)
+        .zip(x.chunks_exact(s.spatial).zip(g.chunks_exact(s.spatial)));
+    for (c, (dx, (x, g))) in planes.enumerate() {
+        let (a, b, m, is) = (ch.scale[c], ch.shift[c], ch.mean[c], ch.inv_std[c]);
+        let (mean_g, mean_gx, k) = (terms.mean_g[c], terms.mean_gx[c], terms.k[c]);
+        for ((dx, x), g) in dx.iter_mut().zip(x).zip(g) {
+            let g = if relu && x * a + b <= 0.0 { 0.0 } else { *g };
+            *dx = k * (g - mean_g - (x - m) * is * mean_gx);
+        }
     }
 }
 
@@ -180,19 +307,22 @@ fn affine(
         .unzip()
 }
 
-/// `Σ f(a[i], b[i])` (K sums at once) in eight independent lanes, so that the compiler
+/// Independent partial sums per sum in [`lane_sums`]: one AVX-512 register, two AVX2 ones.
+const LANES: usize = 16;
+
+/// `Σ f(a[i], b[i])` (K sums at once) in [`LANES`] independent lanes, so that the compiler
 /// vectorises it. A single running sum is a chain of dependent additions, one every few
 /// cycles, which made the statistics of batch norm cost more than its output pass.
 #[inline(always)]
 fn lane_sums<const K: usize>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> [f32; K]) -> [f32; K] {
-    let mut acc = [[0.0f32; 8]; K];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [[0.0f32; LANES]; K];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let mut total = [0.0f32; K];
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         total.iter_mut().zip(f(*x, *y)).for_each(|(t, v)| *t += v);
     }
     for (x, y) in ca.zip(cb) {
-        for lane in 0..8 {
+        for lane in 0..LANES {
             let v = f(x[lane], y[lane]);
             for k in 0..K {
                 acc[k][lane] += v[k];

@@ -30,31 +30,7 @@ use rayon::prelude::*;
 use crate::conv::{ConvShape, Epilogue, resized, with_scratch};
 use crate::direct::{LANES, pack_weights, row_tiles, tile_dispatch, vectors_per_tile};
 use crate::gemm::{MatRef, matmul};
-use crate::simd::{Simd, level};
-
-/// Defines `fn $name($args)`, which runs `$body($args)` (an `#[inline(always)]` function of
-/// plain loops) compiled for the detected SIMD level, so that its loops vectorise for it.
-macro_rules! compiled_for_level {
-    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
-        $(#[$doc])*
-        fn $name($($arg: $ty),*) {
-            #[target_feature(enable = "avx512f")]
-            fn avx512($($arg: $ty),*) {
-                $body($($arg),*)
-            }
-            #[target_feature(enable = "avx2,fma")]
-            fn avx2($($arg: $ty),*) {
-                $body($($arg),*)
-            }
-            match level() {
-                // SAFETY: each runs only where the CPU has its instructions.
-                Some(Simd::Avx512) => unsafe { avx512($($arg),*) },
-                Some(Simd::Avx2) => unsafe { avx2($($arg),*) },
-                None => unreachable!("winograd without a SIMD level"),
-            }
-        }
-    };
-}
+use crate::simd::{Simd, compiled_for_level, level};
 
 /// Values in a transformed tile (4x4).
 const E: usize = 16;
