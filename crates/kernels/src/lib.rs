@@ -11,6 +11,50 @@
 //! operations, so a network written with them runs everywhere. [`use_burn_ops`] switches the
 //! fallback on everywhere, to measure or check the kernels against burn.
 
+/// Defines `fn $name($args) -> $ret { $body }` so that its plain loops are compiled once per
+/// SIMD level and vectorise with the CPU's widest registers (the crate itself is built for
+/// baseline x86-64, SSE2): the body is an `#[inline(always)]` inner function, wrapped in one
+/// function per level with that level's target features, and the level detected at run time
+/// ([`simd::level`]) picks the wrapper. Without a level, and off x86-64, the body runs as
+/// compiled for the baseline CPU.
+///
+/// Only what inlines into the body gets the level's instructions: plain loops, slices'
+/// iterators, `#[inline(always)]` helpers. A call that stays a call (an iterator's
+/// `map(..).sum()` became one to `Map::fold`) runs as compiled for the baseline CPU; check
+/// the wrappers' instructions (`objdump -d`, zmm/ymm registers) after changing a body.
+macro_rules! compiled_for_level {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn loops($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            fn dispatch($($arg: $ty),*) $(-> $ret)? {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    loops($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    loops($($arg),*)
+                }
+                match $crate::simd::level() {
+                    // SAFETY: each runs only where the CPU has its instructions.
+                    Some($crate::simd::Simd::Avx512) => unsafe { avx512($($arg),*) },
+                    Some($crate::simd::Simd::Avx2) => unsafe { avx2($($arg),*) },
+                    None => loops($($arg),*),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            fn dispatch($($arg: $ty),*) $(-> $ret)? {
+                loops($($arg),*)
+            }
+            dispatch($($arg),*)
+        }
+    };
+}
+pub(crate) use compiled_for_level;
+
 mod backend;
 pub mod conv;
 pub mod depthwise;

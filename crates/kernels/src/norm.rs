@@ -152,138 +152,90 @@ struct Terms {
 // output passes run over whole images, so that small maps (36 values per plane at 6x6) are
 // not cut into tiny parallel jobs.
 
-#[cfg(target_arch = "x86_64")]
-crate::simd::compiled_for_level! {
-    /// [`channel_stats_loops`], vectorised.
-    fn channel_stats => channel_stats_loops(s: &NormShape, x: &[f32], c: usize) -> (f32, f32)
-}
-#[cfg(not(target_arch = "x86_64"))]
-use channel_stats_loops as channel_stats;
-
-/// Mean and biased variance of channel `c`: two passes (the second from cache), each plane
-/// summed in f32 lanes and the planes in f64.
-#[inline(always)]
-fn channel_stats_loops(s: &NormShape, x: &[f32], c: usize) -> (f32, f32) {
-    let mean = s
-        .planes(x, c)
-        .map(|p| lane_sums(p, p, |v, _| [v])[0] as f64)
-        .sum::<f64>()
-        / s.count();
-    let m = mean as f32;
-    let var = s
-        .planes(x, c)
-        .map(|p| lane_sums(p, p, |v, _| [(v - m) * (v - m)])[0] as f64)
-        .sum::<f64>()
-        / s.count();
-    (m, var as f32)
+crate::compiled_for_level! {
+    /// Mean and biased variance of channel `c`: two passes (the second from cache), each plane
+    /// summed in f32 lanes and the planes in f64. Plain `for` loops: an iterator's `map` +
+    /// `sum` here became a call to `Map::fold`, compiled for the baseline CPU, so the sums ran
+    /// 4 lanes wide whatever the level.
+    fn channel_stats(s: &NormShape, x: &[f32], c: usize) -> (f32, f32) {
+        let mut sum = 0.0f64;
+        for p in s.planes(x, c) {
+            sum += lane_sums(p, p, |v, _| [v])[0] as f64;
+        }
+        let m = (sum / s.count()) as f32;
+        let mut squares = 0.0f64;
+        for p in s.planes(x, c) {
+            squares += lane_sums(p, p, |v, _| [(v - m) * (v - m)])[0] as f64;
+        }
+        (m, (squares / s.count()) as f32)
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
-crate::simd::compiled_for_level! {
-    /// [`normalise_image_loops`], vectorised.
-    fn normalise_image => normalise_image_loops(
+crate::compiled_for_level! {
+    /// One image's output: `x · scale + shift` per channel, clamped at 0 when `relu`.
+    fn normalise_image(
         s: &NormShape,
         x: &[f32],
         scale: &[f32],
         shift: &[f32],
         relu: bool,
         y: &mut [f32],
-    )
-}
-#[cfg(not(target_arch = "x86_64"))]
-use normalise_image_loops as normalise_image;
-
-/// One image's output: `x · scale + shift` per channel, clamped at 0 when `relu`.
-#[inline(always)]
-fn normalise_image_loops(
-    s: &NormShape,
-    x: &[f32],
-    scale: &[f32],
-    shift: &[f32],
-    relu: bool,
-    y: &mut [f32],
-) {
-    let planes = y.chunks_exact_mut(s.spatial).zip(x.chunks_exact(s.spatial));
-    for ((y, x), (a, b)) in planes.zip(scale.iter().zip(shift)) {
-        if relu {
-            y.iter_mut()
-                .zip(x)
-                .for_each(|(y, x)| *y = (x * a + b).max(0.0));
-        } else {
-            y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
+    ) {
+        let planes = y.chunks_exact_mut(s.spatial).zip(x.chunks_exact(s.spatial));
+        for ((y, x), (a, b)) in planes.zip(scale.iter().zip(shift)) {
+            if relu {
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(y, x)| *y = (x * a + b).max(0.0));
+            } else {
+                y.iter_mut().zip(x).for_each(|(y, x)| *y = x * a + b);
+            }
         }
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-crate::simd::compiled_for_level! {
-    /// [`gradient_sums_loops`], vectorised.
-    fn gradient_sums => gradient_sums_loops(
-        s: &NormShape,
-        x: &[f32],
-        g: &[f32],
-        ch: &Channels,
-        c: usize,
-    ) -> (f32, f32)
-}
-#[cfg(not(target_arch = "x86_64"))]
-use gradient_sums_loops as gradient_sums;
-
-/// For channel `c`: Σ g' and Σ g'·x̂, where g' is `g` masked by the ReLU (zero where the
-/// output was clamped) and x̂ the normalised input: the gradients of beta and gamma.
-#[inline(always)]
-fn gradient_sums_loops(s: &NormShape, x: &[f32], g: &[f32], ch: &Channels, c: usize) -> (f32, f32) {
-    let (a, b, m, is) = (ch.scale[c], ch.shift[c], ch.mean[c], ch.inv_std[c]);
-    let relu = ch.relu;
-    let mut sum_g = 0.0f64;
-    let mut sum_gx = 0.0f64;
-    for (xp, gp) in s.planes(x, c).zip(s.planes(g, c)) {
-        let [sg, sgx] = lane_sums(xp, gp, |x, g| {
-            let g = if relu && x * a + b <= 0.0 { 0.0 } else { g };
-            [g, g * (x - m) * is]
-        });
-        sum_g += sg as f64;
-        sum_gx += sgx as f64;
+crate::compiled_for_level! {
+    /// For channel `c`: Σ g' and Σ g'·x̂, where g' is `g` masked by the ReLU (zero where the
+    /// output was clamped) and x̂ the normalised input: the gradients of beta and gamma.
+    fn gradient_sums(s: &NormShape, x: &[f32], g: &[f32], ch: &Channels, c: usize) -> (f32, f32) {
+        let (a, b, m, is) = (ch.scale[c], ch.shift[c], ch.mean[c], ch.inv_std[c]);
+        let relu = ch.relu;
+        let mut sum_g = 0.0f64;
+        let mut sum_gx = 0.0f64;
+        for (xp, gp) in s.planes(x, c).zip(s.planes(g, c)) {
+            let [sg, sgx] = lane_sums(xp, gp, |x, g| {
+                let g = if relu && x * a + b <= 0.0 { 0.0 } else { g };
+                [g, g * (x - m) * is]
+            });
+            sum_g += sg as f64;
+            sum_gx += sgx as f64;
+        }
+        (sum_g as f32, sum_gx as f32)
     }
-    (sum_g as f32, sum_gx as f32)
 }
 
-#[cfg(target_arch = "x86_64")]
-crate::simd::compiled_for_level! {
-    /// [`input_grad_image_loops`], vectorised.
-    fn input_grad_image => input_grad_image_loops(
+crate::compiled_for_level! {
+    /// One image's input gradient: per channel `k · (g' − mean(g') − (x − mean) · inv_std ·
+    /// mean(g'·x̂))`.
+    fn input_grad_image(
         s: &NormShape,
         x: &[f32],
         g: &[f32],
         ch: &Channels,
         terms: &Terms,
         dx: &mut [f32],
-    )
-}
-#[cfg(not(target_arch = "x86_64"))]
-use input_grad_image_loops as input_grad_image;
-
-/// One image's input gradient: per channel `k · (g' − mean(g') − (x − mean) · inv_std ·
-/// mean(g'·x̂))`.
-#[inline(always)]
-fn input_grad_image_loops(
-    s: &NormShape,
-    x: &[f32],
-    g: &[f32],
-    ch: &Channels,
-    terms: &Terms,
-    dx: &mut [f32],
-) {
-    let relu = ch.relu;
-    let planes = dx
-        .chunks_exact_mut(s.spatial)
-        .zip(x.chunks_exact(s.spatial).zip(g.chunks_exact(s.spatial)));
-    for (c, (dx, (x, g))) in planes.enumerate() {
-        let (a, b, m, is) = (ch.scale[c], ch.shift[c], ch.mean[c], ch.inv_std[c]);
-        let (mean_g, mean_gx, k) = (terms.mean_g[c], terms.mean_gx[c], terms.k[c]);
-        for ((dx, x), g) in dx.iter_mut().zip(x).zip(g) {
-            let g = if relu && x * a + b <= 0.0 { 0.0 } else { *g };
-            *dx = k * (g - mean_g - (x - m) * is * mean_gx);
+    ) {
+        let relu = ch.relu;
+        let planes = dx
+            .chunks_exact_mut(s.spatial)
+            .zip(x.chunks_exact(s.spatial).zip(g.chunks_exact(s.spatial)));
+        for (c, (dx, (x, g))) in planes.enumerate() {
+            let (a, b, m, is) = (ch.scale[c], ch.shift[c], ch.mean[c], ch.inv_std[c]);
+            let (mean_g, mean_gx, k) = (terms.mean_g[c], terms.mean_gx[c], terms.k[c]);
+            for ((dx, x), g) in dx.iter_mut().zip(x).zip(g) {
+                let g = if relu && x * a + b <= 0.0 { 0.0 } else { *g };
+                *dx = k * (g - mean_g - (x - m) * is * mean_gx);
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Which vector instructions the hand-written kernels ([`crate::direct`], [`crate::winograd`])
-//! and the loops compiled per level ([`compiled_for_level`]: batch norm, Winograd's
+//! and the loops compiled per level ([`crate::compiled_for_level`]: batch norm, Winograd's
 //! transforms) use on this CPU: AVX-512F where it exists, else AVX2 with FMA (every x86-64
 //! CPU since about 2015), else none (the convolutions then run as im2col + multiply).
 //!
@@ -42,29 +42,3 @@ pub(crate) fn level() -> Option<Simd> {
         native.min(cap)
     })
 }
-
-/// Defines `fn $name($args) -> $ret`, which runs `$body($args)` (an `#[inline(always)]`
-/// function of plain loops) compiled for the detected SIMD level, so that its loops
-/// vectorise for it; without one, the loops as compiled for the baseline CPU.
-macro_rules! compiled_for_level {
-    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
-        $(#[$doc])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[target_feature(enable = "avx512f")]
-            fn avx512($($arg: $ty),*) $(-> $ret)? {
-                $body($($arg),*)
-            }
-            #[target_feature(enable = "avx2,fma")]
-            fn avx2($($arg: $ty),*) $(-> $ret)? {
-                $body($($arg),*)
-            }
-            match $crate::simd::level() {
-                // SAFETY: each runs only where the CPU has its instructions.
-                Some($crate::simd::Simd::Avx512) => unsafe { avx512($($arg),*) },
-                Some($crate::simd::Simd::Avx2) => unsafe { avx2($($arg),*) },
-                None => $body($($arg),*),
-            }
-        }
-    };
-}
-pub(crate) use compiled_for_level;

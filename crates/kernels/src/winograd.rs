@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use crate::conv::{ConvShape, Epilogue, resized, with_scratch};
 use crate::direct::{LANES, pack_weights, row_tiles, tile_dispatch, vectors_per_tile};
 use crate::gemm::{MatRef, matmul};
-use crate::simd::{Simd, compiled_for_level, level};
+use crate::simd::{Simd, level};
 
 /// Values in a transformed tile (4x4).
 const E: usize = 16;
@@ -368,74 +368,53 @@ unsafe fn transform_tile_row_avx2(
     }
 }
 
-/// `y = Aᵀ M A` for tiles `tiles` (numbered across the chunk's images) and output channels
-/// `channels` (one block: lane `o − channels.start` of `m[e][tile − tiles.start]`), into
-/// the chunk's output planes. `Aᵀ = [1 1 1 0; 0 1 −1 −1]`; tiles past an odd edge drop their
-/// last row or column. The transform runs on all lanes of a tile at once (it vectorises),
-/// then each channel's 2x2 outputs go to its plane.
-#[inline(always)]
-fn transform_outputs_loops(
-    s: &ConvShape,
-    m: &[[[f32; 2 * LANES]; 12]; E],
-    tiles: std::ops::Range<usize>,
-    channels: std::ops::Range<usize>,
-    out: &mut [f32],
-) {
-    let (h, wd) = (s.h, s.w);
-    let (th, tw) = tile_grid(s);
-    let per_image = th * tw;
-    for (p, t) in tiles.enumerate() {
-        let (image, ty, tx) = (t / per_image, (t % per_image) / tw, t % tw);
-        // Aᵀ on the columns of the 4x4 tile, then on the rows: y[i][j] for every lane.
-        let mut r = [[[0.0f32; 2 * LANES]; 4]; 2];
-        for j in 0..4 {
-            let (m0, m1, m2, m3) = (&m[j][p], &m[4 + j][p], &m[8 + j][p], &m[12 + j][p]);
-            for lane in 0..2 * LANES {
-                r[0][j][lane] = m0[lane] + m1[lane] + m2[lane];
-                r[1][j][lane] = m1[lane] - m2[lane] - m3[lane];
-            }
-        }
-        let mut y = [[[0.0f32; 2 * LANES]; 2]; 2];
-        for i in 0..2 {
-            let [r0, r1, r2, r3] = &r[i];
-            for lane in 0..2 * LANES {
-                y[i][0][lane] = r0[lane] + r1[lane] + r2[lane];
-                y[i][1][lane] = r1[lane] - r2[lane] - r3[lane];
-            }
-        }
-        let (y0, x0) = (2 * ty, 2 * tx);
-        let (rows, cols) = ((h - y0).min(2), (wd - x0).min(2));
-        for (lane, o) in channels.clone().enumerate() {
-            let plane = &mut out[(image * s.cout + o) * h * wd..][..h * wd];
-            for (i, yi) in y.iter().enumerate().take(rows) {
-                for (j, yij) in yi.iter().enumerate().take(cols) {
-                    plane[(y0 + i) * wd + x0 + j] = yij[lane];
-                }
-            }
-        }
-    }
-}
-
-compiled_for_level! {
-    /// [`transform_outputs_loops`], vectorised.
-    fn transform_outputs => transform_outputs_loops(
+crate::compiled_for_level! {
+    /// `y = Aᵀ M A` for tiles `tiles` (numbered across the chunk's images) and output channels
+    /// `channels` (one block: lane `o − channels.start` of `m[e][tile − tiles.start]`), into
+    /// the chunk's output planes. `Aᵀ = [1 1 1 0; 0 1 −1 −1]`; tiles past an odd edge drop their
+    /// last row or column. The transform runs on all lanes of a tile at once (it vectorises),
+    /// then each channel's 2x2 outputs go to its plane.
+    fn transform_outputs(
         s: &ConvShape,
         m: &[[[f32; 2 * LANES]; 12]; E],
         tiles: std::ops::Range<usize>,
         channels: std::ops::Range<usize>,
         out: &mut [f32],
-    )
-}
-
-compiled_for_level! {
-    /// [`transform_grads_loops`], vectorised.
-    fn transform_grads => transform_grads_loops(
-        s: &ConvShape,
-        g: &[f32],
-        n: usize,
-        gt: &mut [f32],
-        padded: &mut Vec<f32>,
-    )
+    ) {
+        let (h, wd) = (s.h, s.w);
+        let (th, tw) = tile_grid(s);
+        let per_image = th * tw;
+        for (p, t) in tiles.enumerate() {
+            let (image, ty, tx) = (t / per_image, (t % per_image) / tw, t % tw);
+            // Aᵀ on the columns of the 4x4 tile, then on the rows: y[i][j] for every lane.
+            let mut r = [[[0.0f32; 2 * LANES]; 4]; 2];
+            for j in 0..4 {
+                let (m0, m1, m2, m3) = (&m[j][p], &m[4 + j][p], &m[8 + j][p], &m[12 + j][p]);
+                for lane in 0..2 * LANES {
+                    r[0][j][lane] = m0[lane] + m1[lane] + m2[lane];
+                    r[1][j][lane] = m1[lane] - m2[lane] - m3[lane];
+                }
+            }
+            let mut y = [[[0.0f32; 2 * LANES]; 2]; 2];
+            for i in 0..2 {
+                let [r0, r1, r2, r3] = &r[i];
+                for lane in 0..2 * LANES {
+                    y[i][0][lane] = r0[lane] + r1[lane] + r2[lane];
+                    y[i][1][lane] = r1[lane] - r2[lane] - r3[lane];
+                }
+            }
+            let (y0, x0) = (2 * ty, 2 * tx);
+            let (rows, cols) = ((h - y0).min(2), (wd - x0).min(2));
+            for (lane, o) in channels.clone().enumerate() {
+                let plane = &mut out[(image * s.cout + o) * h * wd..][..h * wd];
+                for (i, yi) in y.iter().enumerate().take(rows) {
+                    for (j, yij) in yi.iter().enumerate().take(cols) {
+                        plane[(y0 + i) * wd + x0 + j] = yij[lane];
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Whether [`weight_grad`] is the faster weight gradient for `s`: on maps of at most 12x12
@@ -522,46 +501,50 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], g: &[f32]) -> Vec<f32> {
     dw
 }
 
-/// `A g Aᵀ` for every 2x2 tile `g` of the output gradient of the `n` images in `g`, as
-/// `[16][cout][tiles]` (tiles numbered as in [`transform_inputs`]); outputs past an odd edge
-/// count as zero. `A = [1 0; 1 1; 1 −1; 0 −1]`.
-#[inline(always)]
-fn transform_grads_loops(
-    s: &ConvShape,
-    g: &[f32],
-    n: usize,
-    gt: &mut [f32],
-    padded: &mut Vec<f32>,
-) {
-    let (h, wd) = (s.h, s.w);
-    let (th, tw) = tile_grid(s);
-    let tiles = n * th * tw;
-    let mut e_planes: Vec<&mut [f32]> = gt.chunks_exact_mut(s.cout * tiles).collect();
-    // The gradient grown to whole tiles with zeros: `2·th` rows of `2·tw`.
-    let pw = 2 * tw;
-    padded.clear();
-    padded.resize(2 * th * pw, 0.0);
-    for image in 0..n {
+crate::compiled_for_level! {
+    /// `A g Aᵀ` for every 2x2 tile `g` of the output gradient of the `n` images in `g`, as
+    /// `[16][cout][tiles]` (tiles numbered as in [`transform_inputs`]); outputs past an odd edge
+    /// count as zero. `A = [1 0; 1 1; 1 −1; 0 −1]`.
+    ///
+    /// One output channel at a time: its values are first sorted into four planes, the
+    /// corners `[a b; c d]` of every tile of its `n` images (`corners`, zero past an odd
+    /// edge), so that each of the 16 outputs is one loop over all its tiles, contiguous in
+    /// `gt`, that vectorises (the rows of small maps, 3-12 tiles, are too short for it).
+    fn transform_grads(s: &ConvShape, g: &[f32], n: usize, gt: &mut [f32], corners: &mut Vec<f32>) {
+        let (h, wd) = (s.h, s.w);
+        let (th, tw) = tile_grid(s);
+        let tiles = n * th * tw;
+        // Every channel fills the same places, so those past an odd edge stay zero.
+        corners.clear();
+        corners.resize(4 * tiles, 0.0);
+        let (top, bottom) = corners.split_at_mut(2 * tiles);
+        let ((a, b), (c, d)) = (top.split_at_mut(tiles), bottom.split_at_mut(tiles));
         for o in 0..s.cout {
-            let plane = &g[(image * s.cout + o) * h * wd..][..h * wd];
-            for (y, row) in plane.chunks_exact(wd).enumerate() {
-                padded[y * pw..][..wd].copy_from_slice(row);
-            }
-            for ty in 0..th {
-                let first = o * tiles + image * th * tw + ty * tw;
-                let top = padded[2 * ty * pw..][..pw].chunks_exact(2);
-                let bottom = padded[(2 * ty + 1) * pw..][..pw].chunks_exact(2);
-                // A on the rows: [a b; c d] → p = [a, a+c, a−c, −c], q likewise from b, d;
-                // then on the columns: row i of the tile is [pᵢ, pᵢ+qᵢ, pᵢ−qᵢ, −qᵢ].
-                for (tx, (ab, cd)) in top.zip(bottom).enumerate() {
-                    let p = [ab[0], ab[0] + cd[0], ab[0] - cd[0], -cd[0]];
-                    let q = [ab[1], ab[1] + cd[1], ab[1] - cd[1], -cd[1]];
-                    for i in 0..4 {
-                        let row = [p[i], p[i] + q[i], p[i] - q[i], -q[i]];
-                        for (j, val) in row.into_iter().enumerate() {
-                            e_planes[i * 4 + j][first + tx] = val;
-                        }
+            for image in 0..n {
+                let plane = &g[(image * s.cout + o) * h * wd..][..h * wd];
+                for (y, row) in plane.chunks_exact(wd).enumerate() {
+                    let first = image * th * tw + y / 2 * tw;
+                    let (left, right) = if y % 2 == 0 { (&mut *a, &mut *b) } else { (&mut *c, &mut *d) };
+                    let pairs = row.chunks_exact(2);
+                    if let [last] = pairs.remainder() {
+                        left[first + tw - 1] = *last;
                     }
+                    for (tx, pair) in pairs.enumerate() {
+                        left[first + tx] = pair[0];
+                        right[first + tx] = pair[1];
+                    }
+                }
+            }
+            // Row i of `A g` is `p = A[i]·(a, c)`, `q = A[i]·(b, d)`; its column j is
+            // `A[j]·(p, q)`. The multiplications by 1, −1 and 0 are exact, so this gives the
+            // same sums as writing out each of the 16 combinations.
+            const A: [[f32; 2]; 4] = [[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, -1.0]];
+            for (k, [[i0, i1], [j0, j1]]) in (0..E).map(|k| [A[k / 4], A[k % 4]]).enumerate() {
+                let out = &mut gt[(k * s.cout + o) * tiles..][..tiles];
+                let corners = a.iter().zip(&*b).zip(c.iter().zip(&*d));
+                for (out, ((a, b), (c, d))) in out.iter_mut().zip(corners) {
+                    let (p, q) = (i0 * a + i1 * c, i0 * b + i1 * d);
+                    *out = j0 * p + j1 * q;
                 }
             }
         }
