@@ -535,11 +535,13 @@ crate::compiled_for_level! {
                     }
                 }
             }
-            // Row i of `A g` is `p = A[i]·(a, c)`, `q = A[i]·(b, d)`; its column j is
-            // `A[j]·(p, q)`. The multiplications by 1, −1 and 0 are exact, so this gives the
-            // same sums as writing out each of the 16 combinations.
+            // Output k = 4i + j is row i, column j of `A g Aᵀ`: `A[j]·(p, q)` with
+            // `p = A[i]·(a, c)`, `q = A[i]·(b, d)`. The multiplications by 1, −1 and 0 are
+            // exact, so this gives the values of the 16 sums written out (up to the sign of a
+            // zero).
             const A: [[f32; 2]; 4] = [[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, -1.0]];
-            for (k, [[i0, i1], [j0, j1]]) in (0..E).map(|k| [A[k / 4], A[k % 4]]).enumerate() {
+            for k in 0..E {
+                let ([i0, i1], [j0, j1]) = (A[k / 4], A[k % 4]);
                 let out = &mut gt[(k * s.cout + o) * tiles..][..tiles];
                 let corners = a.iter().zip(&*b).zip(c.iter().zip(&*d));
                 for (out, ((a, b), (c, d))) in out.iter_mut().zip(corners) {
