@@ -347,8 +347,10 @@ impl MiniXception {
 /// VGG13 of the FERPlus paper (Barsoum et al. 2016), at 48x48: 10 3x3 conv layers with
 /// ReLU in blocks of 64, 128, 256, 256 channels (2, 2, 3, 3 convs), each block ending in a
 /// 2x2 max pool and dropout 0.25, then two 1024-unit dense layers with dropout 0.5. Like
-/// the original, `vgg13` has no batch norm; `vgg13-bn` puts one between each conv and its
-/// ReLU (and starts the convs as `ferrite`'s, with He's weights).
+/// the original, `vgg13` has no batch norm and starts as the paper's code (Microsoft's
+/// FERPlus repository, CNTK): Glorot-uniform weights in every layer, zero biases.
+/// `vgg13-bn` puts a norm between each conv and its ReLU (and starts the convs as
+/// `ferrite`'s, with He's weights, and the dense layers with burn's defaults).
 #[derive(Module, Debug)]
 pub struct Vgg13 {
     blocks: Vec<Vec<Conv2d>>,
@@ -375,10 +377,11 @@ impl Vgg13 {
                     block.push(layer.conv);
                     block_norms.push(layer.bn);
                 } else {
-                    let c = burn::nn::conv::Conv2dConfig::new([cin, width], [3, 3])
+                    let mut c = burn::nn::conv::Conv2dConfig::new([cin, width], [3, 3])
                         .with_padding(burn::nn::PaddingConfig2d::Explicit(1, 1, 1, 1))
                         .with_initializer(burn::nn::Initializer::XavierUniform { gain: 1.0 })
                         .init(d);
+                    c.bias = Some(zero_bias(width, d));
                     block.push(c);
                 }
                 cin = width;
@@ -389,14 +392,25 @@ impl Vgg13 {
             }
         }
         let side = INPUT_SIDE / 16;
+        let dense = |inputs: usize, outputs: usize| {
+            if with_norms {
+                LinearConfig::new(inputs, outputs).init(d)
+            } else {
+                let mut l = LinearConfig::new(inputs, outputs)
+                    .with_initializer(burn::nn::Initializer::XavierUniform { gain: 1.0 })
+                    .init(d);
+                l.bias = Some(zero_bias(outputs, d));
+                l
+            }
+        };
         Vgg13 {
             blocks,
             norms,
             pool: max_pool(2, 2, 0),
             block_dropout: DropoutConfig::new(0.25).init(),
-            fc1: LinearConfig::new(cin * side * side, 1024).init(d),
-            fc2: LinearConfig::new(1024, 1024).init(d),
-            fc3: LinearConfig::new(1024, cfg.num_classes).init(d),
+            fc1: dense(cin * side * side, 1024),
+            fc2: dense(1024, 1024),
+            fc3: dense(1024, cfg.num_classes),
             dropout: DropoutConfig::new(cfg.dropout).init(),
         }
     }
@@ -433,5 +447,56 @@ impl Vgg13 {
         t.linear("fc5", &self.fc1);
         t.linear("fc6", &self.fc2);
         t.linear("fc7", &self.fc3);
+    }
+}
+
+/// A bias that starts at zero. Without batch norm, VGG13's signal shrinks by half at each
+/// of its ReLU layers from Glorot's weights, so burn's random biases (as large as the
+/// weights) would outweigh the input in the deep layers and the logits would start
+/// independent of the face. The paper's CNTK layers start their biases at zero.
+fn zero_bias(len: usize, d: &Device) -> Param<Tensor<1>> {
+    burn::nn::Initializer::Zeros.init([len], d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: Tensor<1>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32 values")
+    }
+
+    fn vgg13(kind: ArchKind) -> Vgg13 {
+        match ArchConfig::new(kind, 8).init(&Device::flex()) {
+            Network::Vgg13(net) => net,
+            _ => unreachable!("a VGG13 configuration builds a VGG13"),
+        }
+    }
+
+    /// `vgg13` starts as the paper's code: every bias zero, every weight within Glorot's
+    /// bound. `vgg13-bn` keeps burn's dense defaults, so its results stay reproducible.
+    #[test]
+    fn vgg13_starts_as_the_paper_and_vgg13_bn_as_before() {
+        let net = vgg13(ArchKind::Vgg13);
+        let convs = net.blocks.iter().flatten();
+        for (i, c) in convs.enumerate() {
+            let bias = values(c.bias.as_ref().expect("conv bias").val());
+            assert!(bias.iter().all(|&b| b == 0.0), "conv {i}: bias not zero");
+        }
+        for (name, l) in [("fc1", &net.fc1), ("fc2", &net.fc2), ("fc3", &net.fc3)] {
+            let bias = values(l.bias.as_ref().expect("dense bias").val());
+            assert!(bias.iter().all(|&b| b == 0.0), "{name}: bias not zero");
+            let [fan_in, fan_out] = l.weight.val().dims();
+            let bound = (6.0 / (fan_in + fan_out) as f32).sqrt();
+            let w = values(l.weight.val().flatten(0, 1));
+            let largest = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(largest <= bound, "{name}: |w| {largest} above Glorot's {bound}");
+            // Uniform over ±bound: the largest of thousands of draws lies near the bound.
+            assert!(largest > 0.9 * bound, "{name}: |w| at most {largest}, bound {bound}");
+        }
+
+        let bn = vgg13(ArchKind::Vgg13Bn);
+        let bias = values(bn.fc3.bias.as_ref().expect("dense bias").val());
+        assert!(bias.iter().any(|&b| b != 0.0), "vgg13-bn: dense biases changed");
     }
 }
