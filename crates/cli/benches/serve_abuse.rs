@@ -266,10 +266,7 @@ fn malformed(jpeg: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 
 #[tokio::main]
 async fn main() {
-    let Some(jpeg) = fixtures::portrait_jpeg() else {
-        println!("SKIPPED: rustface-0.1.7/test.png not found in cargo's registry");
-        return;
-    };
+    let jpeg = fixtures::portrait_jpeg();
     let server = Server::start(&[]);
     let addr = server.addr.clone();
     let good = request("POST", "/v1/predict", "image/jpeg", &jpeg);

@@ -56,10 +56,7 @@ async fn main() {
         .collect();
     let seconds = numbers.first().copied().unwrap_or(10.0);
     let queue = numbers.get(1).map_or(16, |q| *q as usize);
-    let Some(jpeg) = fixtures::portrait_jpeg() else {
-        println!("SKIPPED: rustface-0.1.7/test.png not found in cargo's registry");
-        return;
-    };
+    let jpeg = fixtures::portrait_jpeg();
     let jpeg = Bytes::from(jpeg);
     let server = Server::start(&["--queue", &queue.to_string()]);
     let uri = format!("http://{}/v1/predict", server.addr);

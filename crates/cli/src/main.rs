@@ -33,6 +33,7 @@ enum Command {
     Curve(cmd::curve::CurveArgs),
     Eval(cmd::eval::EvalArgs),
     Predict(cmd::predict::PredictArgs),
+    Robustness(cmd::robustness::RobustnessArgs),
     Serve(cmd::serve::ServeArgs),
     Bench(cmd::bench::BenchArgs),
 }
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         Command::Info(a) => cmd::info::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Predict(a) => cmd::predict::run(a),
+        Command::Robustness(a) => cmd::robustness::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };

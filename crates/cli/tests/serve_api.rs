@@ -41,7 +41,7 @@ fn health_model_page_and_metrics() {
 
 #[test]
 fn predicts_a_real_photo_raw_and_multipart() {
-    let Some(photo) = group_photo() else { return };
+    let photo = group_photo();
     let bytes = std::fs::read(photo).unwrap();
     let server = Server::start(&[]);
     let (status, doc) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
@@ -114,7 +114,7 @@ fn each_bad_request_gets_its_status_and_a_json_error() {
     // Bad option.
     let (status, _) = server.json(
         "POST",
-        "/v1/predict?min_face=5",
+        "/v1/predict?min_score=5",
         Some("image/png"),
         &bomb_png(),
     );
@@ -132,7 +132,7 @@ fn each_bad_request_gets_its_status_and_a_json_error() {
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after_and_recovers() {
-    let Some(photo) = group_photo() else { return };
+    let photo = group_photo();
     let bytes = std::sync::Arc::new(std::fs::read(photo).unwrap());
     let server = std::sync::Arc::new(Server::start(&["--queue", "1"]));
     // Eight clients at once against one slot: some must be turned away, none may fail otherwise.
@@ -173,13 +173,32 @@ fn a_full_queue_answers_503_with_retry_after_and_recovers() {
     assert_eq!(status, 200);
 }
 
+/// The group photo four times over (3332x2272, 7.6 MP, 116 faces) as JPEG: searched at full
+/// size (`detect_size=full`), a request that takes over a second.
+fn big_crowd_jpeg() -> Vec<u8> {
+    let photo = image::open(group_photo()).unwrap().to_rgb8();
+    let (w, h) = photo.dimensions();
+    let mut big = image::RgbImage::new(2 * w, 2 * h);
+    for (x, y) in [(0, 0), (w, 0), (0, h), (w, h)] {
+        image::imageops::replace(&mut big, &photo, x as i64, y as i64);
+    }
+    let mut jpeg = Vec::new();
+    big.write_to(
+        &mut std::io::Cursor::new(&mut jpeg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    jpeg
+}
+
+const SLOW: &str = "/v1/predict?detect_size=full";
+
 #[test]
 fn a_prediction_over_the_timeout_gets_504() {
-    let Some(photo) = group_photo() else { return };
-    let bytes = std::fs::read(photo).unwrap();
-    // The body arrives in milliseconds; finding and classifying 29 faces takes over a second.
+    let bytes = big_crowd_jpeg();
+    // The body arrives in milliseconds; finding and classifying 116 faces takes over a second.
     let server = Server::start(&["--timeout", "0.25"]);
-    let (status, e) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
+    let (status, e) = server.json("POST", SLOW, Some("image/jpeg"), &bytes);
     assert_eq!(status, 504, "{e}");
     assert!(e["error"].as_str().unwrap().contains("too long"), "{e}");
     let (status, _, _) = server.request("GET", "/healthz", None, b"");
@@ -292,28 +311,27 @@ fn a_connection_over_the_cap_gets_503_and_the_cap_frees_when_clients_leave() {
 
 #[test]
 fn large_images_at_once_are_bounded_by_the_pixel_budget() {
-    let Some(photo) = group_photo() else { return };
-    let bytes = std::sync::Arc::new(std::fs::read(photo).unwrap()); // 1666x1136: 1.9 MP
+    let bytes = std::sync::Arc::new(big_crowd_jpeg()); // 3332x2272: 7.6 MP
     let server = std::sync::Arc::new(Server::start(&[
         "--max-megapixels",
-        "2",
+        "8",
         "--max-megapixels-in-flight",
-        "3",
+        "12",
     ]));
-    // The first photo takes over a second (29 faces); a second one at the same time would
-    // take the pixels in flight to 3.8 MP.
+    // The first photo takes over a second (116 faces at full size); a second one at the same
+    // time would take the pixels in flight to 15.1 MP.
     let first = {
         let (server, bytes) = (server.clone(), bytes.clone());
-        std::thread::spawn(move || server.json("POST", "/v1/predict", Some("image/png"), &bytes))
+        std::thread::spawn(move || server.json("POST", SLOW, Some("image/jpeg"), &bytes))
     };
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let (status, e) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
+    let (status, e) = server.json("POST", SLOW, Some("image/jpeg"), &bytes);
     assert_eq!(status, 503, "{e}");
     assert!(e["error"].as_str().unwrap().contains("large images"), "{e}");
     let (status, first) = first.join().unwrap();
     assert_eq!(status, 200, "{first}");
-    // A small image fits beside nothing, and the big one fits again once alone.
-    let (status, again) = server.json("POST", "/v1/predict", Some("image/png"), &bytes);
+    // The big one fits again once alone.
+    let (status, again) = server.json("POST", SLOW, Some("image/jpeg"), &bytes);
     assert_eq!(
         (status, again["faces"].as_array().map(Vec::len)),
         (200, first["faces"].as_array().map(Vec::len))

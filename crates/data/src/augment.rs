@@ -56,6 +56,18 @@ pub enum Crop {
     },
 }
 
+/// What positions outside the face read as after a geometric change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fill {
+    /// Black, as zero padding.
+    #[default]
+    Black,
+    /// The nearest edge pixel: a face zoomed out or shifted keeps plausible surroundings
+    /// instead of a black frame no detector crop ever has.
+    Edge,
+}
+
 /// Augmentation settings. `AugmentConfig::default()` is what `ferrite train` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct AugmentConfig {
@@ -73,6 +85,18 @@ pub struct AugmentConfig {
     pub contrast: f32,
     /// Probability of erasing one random rectangle (2-33 % of the face) to the mean.
     pub erase_prob: f32,
+    /// Outside the face after a geometric change (runs before this field existed: black).
+    #[serde(default)]
+    pub fill: Fill,
+    /// Probability of a Gaussian blur, sigma drawn from 0.3..`blur_sigma` pixels: a small
+    /// face enlarged, or out of focus.
+    #[serde(default)]
+    pub blur_prob: f32,
+    #[serde(default)]
+    pub blur_sigma: f32,
+    /// Probability of JPEG compression at a quality drawn from 15..75.
+    #[serde(default)]
+    pub jpeg_prob: f32,
 }
 
 impl Default for AugmentConfig {
@@ -86,6 +110,10 @@ impl Default for AugmentConfig {
             brightness: 0.2,
             contrast: 0.2,
             erase_prob: 0.25,
+            fill: Fill::Black,
+            blur_prob: 0.0,
+            blur_sigma: 0.0,
+            jpeg_prob: 0.0,
         }
     }
 }
@@ -102,6 +130,32 @@ impl AugmentConfig {
             brightness: 0.0,
             contrast: 0.0,
             erase_prob: 0.0,
+            fill: Fill::Black,
+            blur_prob: 0.0,
+            blur_sigma: 0.0,
+            jpeg_prob: 0.0,
+        }
+    }
+
+    /// For faces framed by any tool and any camera: zoom 0.7-1.3 (tight crops to loose
+    /// borders), shifts of up to 10 % of the side, rotations to 15 degrees, ±30 % brightness
+    /// and contrast, edge fill, and a quarter of the faces blurred (sigma to 1.5) and a
+    /// quarter JPEG-compressed. FER2013's own framing is one point of this range; the
+    /// `ferrite robustness` report measures what it buys.
+    pub fn framing() -> Self {
+        AugmentConfig {
+            crop: Crop::None,
+            hflip: true,
+            rotate_deg: 15.0,
+            scale: 0.3,
+            shift: 0.1,
+            brightness: 0.3,
+            contrast: 0.3,
+            erase_prob: 0.25,
+            fill: Fill::Edge,
+            blur_prob: 0.25,
+            blur_sigma: 1.5,
+            jpeg_prob: 0.25,
         }
     }
 }
@@ -134,11 +188,22 @@ pub fn augment_into(
     let mut pixels = [0f32; PIXELS];
     let geometry = Affine::draw(cfg, &mut rng);
     match geometry {
-        Some(map) => map.resample(plane, &mut pixels),
+        Some(map) => map.resample(plane, cfg.fill, &mut pixels),
         None => pixels
             .iter_mut()
             .zip(plane)
             .for_each(|(o, &p)| *o = p as f32),
+    }
+
+    // Camera changes, on whole grey levels; drawn only when enabled, so the random stream
+    // of a configuration without them is what it was before they existed.
+    if cfg.blur_prob > 0.0 && rng.random::<f32>() < cfg.blur_prob {
+        let sigma = 0.3 + (cfg.blur_sigma - 0.3).max(0.0) * rng.random::<f32>();
+        requantized(&mut pixels, |p| crate::perturb::blur(p, sigma));
+    }
+    if cfg.jpeg_prob > 0.0 && rng.random::<f32>() < cfg.jpeg_prob {
+        let quality = 15 + (rng.random::<f32>() * 60.0) as u8;
+        requantized(&mut pixels, |p| crate::perturb::jpeg(p, quality));
     }
 
     let b = 1.0 + uniform(&mut rng, cfg.brightness);
@@ -157,6 +222,17 @@ pub fn augment_into(
 
     if cfg.erase_prob > 0.0 && rng.random::<f32>() < cfg.erase_prob {
         erase(out, &mut rng);
+    }
+}
+
+/// Applies a change made for 8-bit planes to float pixels.
+fn requantized(pixels: &mut [f32; PIXELS], change: impl Fn(&[u8]) -> [u8; PIXELS]) {
+    let plane: Vec<u8> = pixels
+        .iter()
+        .map(|p| p.round().clamp(0.0, 255.0) as u8)
+        .collect();
+    for (p, v) in pixels.iter_mut().zip(change(&plane)) {
+        *p = v as f32;
     }
 }
 
@@ -252,13 +328,14 @@ impl Affine {
         Some(Affine { m, t })
     }
 
-    /// Bilinear resampling; positions outside the source read as black (as zero padding).
-    fn resample(&self, src: &[u8], out: &mut [f32; PIXELS]) {
+    /// Bilinear resampling; positions outside the source read as `fill` says.
+    fn resample(&self, src: &[u8], fill: Fill, out: &mut [f32; PIXELS]) {
+        let last = SIDE as i32 - 1;
         let at = |x: i32, y: i32| -> f32 {
-            if x < 0 || y < 0 || x >= SIDE as i32 || y >= SIDE as i32 {
-                0.0
-            } else {
-                src[y as usize * SIDE + x as usize] as f32
+            let outside = x < 0 || y < 0 || x > last || y > last;
+            match fill {
+                Fill::Black if outside => 0.0,
+                _ => src[y.clamp(0, last) as usize * SIDE + x.clamp(0, last) as usize] as f32,
             }
         };
         for y in 0..SIDE {
@@ -338,6 +415,83 @@ mod tests {
             }
         }
         panic!("no seed in 0..20 flipped");
+    }
+
+    #[test]
+    fn edge_fill_continues_the_border_where_black_fill_leaves_black() {
+        // A face whose every pixel is 200, zoomed and shifted: black fill shows a dark frame
+        // for some draws, edge fill shows the face's own border value everywhere, always.
+        let face = &vec![200u8; PIXELS];
+        let norm = Normalization {
+            mean: 0.0,
+            std: 1.0 / 255.0,
+        };
+        let draws = |fill| {
+            let cfg = AugmentConfig {
+                fill,
+                ..AugmentConfig::framing()
+            };
+            (0..50).map(move |seed| {
+                let mut out = vec![0.0; PIXELS];
+                augment_into(
+                    face,
+                    &AugmentConfig {
+                        brightness: 0.0,
+                        contrast: 0.0,
+                        erase_prob: 0.0,
+                        jpeg_prob: 0.0,
+                        ..cfg
+                    },
+                    &norm,
+                    seed,
+                    &mut out,
+                );
+                out
+            })
+        };
+        assert!(draws(Fill::Black).any(|out| out[0] < 1.0));
+        assert!(draws(Fill::Edge).all(|out| out.iter().all(|&v| (v - 200.0).abs() < 1e-3)));
+    }
+
+    #[test]
+    fn blur_and_jpeg_change_the_face_only_when_asked() {
+        let face: Vec<u8> = (0..PIXELS)
+            .map(|i| {
+                if (i % SIDE / 4 + i / SIDE / 4).is_multiple_of(2) {
+                    40
+                } else {
+                    220
+                }
+            })
+            .collect();
+        let norm = Normalization {
+            mean: 0.0,
+            std: 1.0 / 255.0,
+        };
+        let run = |cfg: AugmentConfig| {
+            let mut out = vec![0.0; PIXELS];
+            augment_into(&face, &cfg, &norm, 5, &mut out);
+            out
+        };
+        let plain: Vec<f32> = face.iter().map(|&v| v as f32).collect();
+        assert_eq!(run(AugmentConfig::none()), plain);
+        // A checkerboard of 4-pixel squares loses contrast when blurred, and changes under JPEG.
+        let spread = |v: &[f32]| v.iter().map(|x| (x - 130.0).abs()).sum::<f32>() / PIXELS as f32;
+        let blurred = run(AugmentConfig {
+            blur_prob: 1.0,
+            blur_sigma: 1.5,
+            ..AugmentConfig::none()
+        });
+        assert!(spread(&blurred) < 0.9 * spread(&plain));
+        let jpeg = run(AugmentConfig {
+            jpeg_prob: 1.0,
+            ..AugmentConfig::none()
+        });
+        assert!(
+            jpeg != plain
+                && (jpeg.iter().sum::<f32>() - plain.iter().sum::<f32>()).abs() / (PIXELS as f32)
+                    < 4.0
+        );
     }
 
     #[test]

@@ -92,6 +92,14 @@ impl Samples {
         self.soft.is_some()
     }
 
+    /// Replaces every image by `f(index, image)`.
+    pub fn map_images(&mut self, f: impl Fn(usize, &[u8]) -> [u8; PIXELS]) {
+        for (i, plane) in self.pixels.chunks_exact_mut(PIXELS).enumerate() {
+            let new = f(i, plane);
+            plane.copy_from_slice(&new);
+        }
+    }
+
     /// A new set holding the samples at `indices`, in that order.
     pub fn subset(&self, indices: &[usize], classes: usize) -> Samples {
         let mut out = Samples::default();

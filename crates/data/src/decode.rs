@@ -2,12 +2,15 @@
 //! uploads to `serve`) goes through here, so that one place checks the format and the size
 //! before anything is allocated for the pixels.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use image::{DynamicImage, ImageReader, Limits};
 
 /// Largest image decoded by default: 40 megapixels (a 7,300 x 5,500 photo).
 pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
+
+/// Largest image file read by default: 64 MiB (a 40-megapixel PNG is well under it).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 const FORMATS: &str = "PNG, JPEG, BMP, GIF, TIFF, WebP or PNM";
 
@@ -23,6 +26,36 @@ pub enum DecodeError {
     NoPixels { width: u32, height: u32 },
     #[error("cannot decode the image: {0}")]
     Corrupt(String),
+    #[error("file larger than {limit} bytes, the limit for an image")]
+    FileTooLarge { limit: u64 },
+    #[error("cannot read: {0}")]
+    Io(String),
+}
+
+/// Reads an image file's bytes from `r` (a file, standard input, a device): the first bytes
+/// must name an image format, and no more than `max_bytes` are read, so `/dev/zero` or a
+/// huge non-image is refused at once instead of read whole.
+pub fn read_image_bytes(mut r: impl Read, max_bytes: u64) -> Result<Vec<u8>, DecodeError> {
+    let mut head = Vec::with_capacity(64);
+    (&mut r)
+        .take(64)
+        .read_to_end(&mut head)
+        .map_err(|e| DecodeError::Io(e.to_string()))?;
+    if head.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    image::guess_format(&head)
+        .ok()
+        .filter(|f| f.reading_enabled())
+        .ok_or(DecodeError::Unsupported)?;
+    let mut bytes = head;
+    r.take(max_bytes.saturating_sub(bytes.len() as u64) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DecodeError::Io(e.to_string()))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(DecodeError::FileTooLarge { limit: max_bytes });
+    }
+    Ok(bytes)
 }
 
 /// The width and height an image's header announces, without decoding its pixels: what a
@@ -99,6 +132,30 @@ mod tests {
                 height: 31,
                 limit: 1200
             }
+        );
+    }
+
+    #[test]
+    fn reading_stops_at_a_non_image_start_and_at_the_size_limit() {
+        // An endless stream of zeros: refused after its first bytes.
+        assert_eq!(
+            read_image_bytes(std::io::repeat(0), 1 << 30).unwrap_err(),
+            DecodeError::Unsupported
+        );
+        // An endless stream that starts like a PNG: refused at the limit, not read whole.
+        let endless_png = Cursor::new(png(4, 4)).chain(std::io::repeat(7));
+        assert_eq!(
+            read_image_bytes(endless_png, 10_000).unwrap_err(),
+            DecodeError::FileTooLarge { limit: 10_000 }
+        );
+        let ok = png(40, 30);
+        assert_eq!(
+            read_image_bytes(Cursor::new(&ok), ok.len() as u64).unwrap(),
+            ok
+        );
+        assert_eq!(
+            read_image_bytes(std::io::empty(), 100).unwrap_err(),
+            DecodeError::Empty
         );
     }
 

@@ -19,6 +19,7 @@ pub mod folder;
 pub mod folds;
 mod input;
 pub mod loader;
+pub mod perturb;
 pub mod problem;
 pub mod sheet;
 pub mod source;

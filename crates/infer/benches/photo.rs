@@ -1,15 +1,17 @@
-//! End-to-end speed of `ferrite predict` on a photo: decode + detect + classify.
+//! Speed of `ferrite predict` on photos: decode + detect + align + classify.
 //!
-//! `cargo bench -p ferrite-infer` builds a 640x480 JPEG with one face (~180 pixels) from the
-//! group photo in the `rustface` crate, then prints p50/p95 milliseconds of each stage on one
-//! core, and photos per second for a folder of such photos on all cores.
+//! `cargo bench -p ferrite-infer --bench photo` builds a 640x480 JPEG with one face (about
+//! 200 pixels) from the group photo in `photos/`, then prints p50/p95 milliseconds of each
+//! stage on one core; the detector alone at each `--detect-size` on that photo and on a
+//! 1600x900 crowd (the group photo); and photos per second for a folder on all cores.
 
 mod fixtures;
 
 use std::time::Instant;
 
 use burn::tensor::Device;
-use ferrite_infer::predict::{FaceOptions, Predictor, face_plane, predict_images};
+use ferrite_infer::detect::DetectSize;
+use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, frame_faces, predict_images};
 use ferrite_infer::{DetectOptions, FaceDetector};
 use image::DynamicImage;
 
@@ -18,47 +20,47 @@ fn percentile(times: &mut [f64], p: f64) -> f64 {
     times[((times.len() - 1) as f64 * p).round() as usize]
 }
 
-fn main() {
-    let Some(jpeg) = fixtures::portrait_jpeg() else {
-        println!("SKIPPED: rustface-0.1.7/test.png not found in cargo's registry");
-        return;
-    };
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
 
+fn main() {
+    let jpeg = fixtures::portrait_jpeg();
     let predictor = Predictor::load(None, Device::flex()).unwrap();
     let one_core = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .unwrap();
+    let detector = FaceDetector::new(DetectOptions::default()).unwrap();
     let (mut decode, mut detect, mut classify, mut total) = (vec![], vec![], vec![], vec![]);
     let mut faces = 0;
     one_core.install(|| {
-        let mut detector = FaceDetector::new(DetectOptions::default()).unwrap();
         for i in 0..60 {
             let t0 = Instant::now();
             let img = image::load_from_memory(&jpeg).unwrap();
-            let gray = img.to_luma8();
             let t1 = Instant::now();
-            let boxes = detector.detect(&gray);
+            let found = detector.detect(&img);
             let t2 = Instant::now();
-            let planes: Vec<_> = boxes.iter().map(|b| face_plane(&gray, b, 0.2)).collect();
-            let probs = predictor.classify(&planes);
-            let t3 = Instant::now();
-            faces = probs.len();
+            let preds = classify_faces(vec![frame_faces(&img, found, true)], &predictor);
+            faces = preds[0].faces.len();
             if i >= 10 {
                 decode.push((t1 - t0).as_secs_f64() * 1e3);
                 detect.push((t2 - t1).as_secs_f64() * 1e3);
-                classify.push((t3 - t2).as_secs_f64() * 1e3);
-                total.push((t3 - t0).as_secs_f64() * 1e3);
+                classify.push(ms(t2));
+                total.push(ms(t0));
             }
         }
     });
-    println!("640x480 JPEG, {faces} face(s) found, one core, 50 runs after 10 warm-up:");
+    println!(
+        "640x480 JPEG, {faces} face(s) found, --detect-size {}, one core, 50 runs after 10 warm-up:",
+        DetectOptions::default().size
+    );
     println!("| stage | p50 ms | p95 ms |");
     println!("|---|---:|---:|");
     for (name, t) in [
-        ("decode + gray", &mut decode),
-        ("detect (SeetaFace)", &mut detect),
-        ("crop + classify", &mut classify),
+        ("decode", &mut decode),
+        ("detect (YuNet)", &mut detect),
+        ("align + classify", &mut classify),
         ("total", &mut total),
     ] {
         println!(
@@ -68,28 +70,41 @@ fn main() {
         );
     }
 
-    // What the smallest face size costs the detector (it scans an image pyramid down from
-    // the scale where a min-face face fills its 40-pixel window).
+    // The detector alone at each size, on the portrait and on a 1600x900 crowd.
+    let portrait = image::load_from_memory(&jpeg).unwrap();
+    let crowd = image::open(fixtures::group_photo())
+        .unwrap()
+        .crop_imm(33, 118, 1600, 900);
     println!();
-    println!("| --min-face | faces | detect p50 ms (one core) |");
-    println!("|---:|---:|---:|");
-    let gray = image::load_from_memory(&jpeg).unwrap().to_luma8();
-    for min_face in [24, 40, 64, 96] {
-        let mut times = Vec::new();
-        let mut n = 0;
-        one_core.install(|| {
-            let mut d = FaceDetector::new(DetectOptions {
-                min_face,
+    println!("| photo | --detect-size | faces | detect p50 ms (one core) |");
+    println!("|---|---:|---:|---:|");
+    for (name, img) in [("640x480 portrait", &portrait), ("1600x900 crowd", &crowd)] {
+        for size in [
+            DetectSize::Longest(160),
+            DetectSize::Longest(320),
+            DetectSize::Longest(480),
+            DetectSize::Longest(640),
+            DetectSize::Longest(960),
+            DetectSize::Full,
+        ] {
+            let d = FaceDetector::new(DetectOptions {
+                size,
                 ..DetectOptions::default()
             })
             .unwrap();
-            for _ in 0..15 {
-                let t = Instant::now();
-                n = d.detect(&gray).len();
-                times.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-        });
-        println!("| {min_face} | {n} | {:.1} |", percentile(&mut times, 0.5));
+            let (mut times, mut n) = (Vec::new(), 0);
+            one_core.install(|| {
+                for _ in 0..15 {
+                    let t = Instant::now();
+                    n = d.detect(img).faces.len();
+                    times.push(ms(t));
+                }
+            });
+            println!(
+                "| {name} | {size} | {n} | {:.1} |",
+                percentile(&mut times, 0.5)
+            );
+        }
     }
 
     // A folder of 64 such photos, all cores: decode, then detection in parallel, then one

@@ -17,12 +17,20 @@ const PALETTE: [[u8; 3]; 8] = [
     [240, 50, 230],  // magenta
 ];
 
-/// `img` with a box around each detected face and "Class 87%" above it.
+/// `img` with a box around each detected face, its five landmarks as dots, and
+/// "Class 87%" above it.
 pub fn annotate(img: &DynamicImage, prediction: &ImagePrediction, classes: &[String]) -> RgbImage {
     let mut out = img.to_rgb8();
     let (w, h) = out.dimensions();
     for face in &prediction.faces {
-        let Some(b) = face.bbox else { continue };
+        let Some(f) = face.bbox else { continue };
+        // Whole pixels, inside the image (the box is clipped to it already).
+        let b = PixelBox {
+            x: f.x.round() as u32,
+            y: f.y.round() as u32,
+            width: (f.width.round() as u32).max(1),
+            height: (f.height.round() as u32).max(1),
+        };
         let color = Rgb(PALETTE[face.top % PALETTE.len()]);
         let thick = (b.width / 60).clamp(2, 6);
         fill(&mut out, b.x, b.y, b.width, thick, color);
@@ -60,8 +68,41 @@ pub fn annotate(img: &DynamicImage, prediction: &ImagePrediction, classes: &[Str
         let tx = b.x.min(w.saturating_sub(tw));
         fill(&mut out, tx, ty, tw, th, color);
         draw_text(&mut out, &label, tx + 2, ty + 2, scale, Rgb([0, 0, 0]));
+
+        // Landmarks: a dot in the class colour with a dark rim, visible on any skin.
+        let r = (b.width / 50).clamp(1, 4);
+        for [lx, ly] in f.landmarks {
+            if lx < 0.0 || ly < 0.0 || lx >= w as f32 || ly >= h as f32 {
+                continue;
+            }
+            let (cx, cy) = (lx as u32, ly as u32);
+            let rim = r + 1;
+            fill(
+                &mut out,
+                cx.saturating_sub(rim),
+                cy.saturating_sub(rim),
+                2 * rim + 1,
+                2 * rim + 1,
+                Rgb([0, 0, 0]),
+            );
+            fill(
+                &mut out,
+                cx.saturating_sub(r),
+                cy.saturating_sub(r),
+                2 * r + 1,
+                2 * r + 1,
+                color,
+            );
+        }
     }
     out
+}
+
+struct PixelBox {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
 }
 
 /// Fills a rectangle, clipped to the image.

@@ -6,14 +6,15 @@ use std::path::Path;
 use burn::tensor::Device;
 use ferrite_data::face::{PIXELS, to_face_plane};
 use ferrite_model::file::{self, ModelFileError};
+use ferrite_model::predict::{Tta, argmax, predict_planes};
 use ferrite_model::{ModelMeta, Network};
-use ferrite_train::eval::{Tta, argmax, predict_planes};
-use image::{DynamicImage, GrayImage, imageops};
+use image::DynamicImage;
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
+use crate::align;
 use crate::builtin;
-use crate::detect::{DetectOptions, FaceBox, FaceDetector};
+use crate::detect::{DetectOptions, FaceBox, FaceDetector, Faces, LANDMARKS};
 
 /// Faces per forward pass.
 const BATCH: usize = 64;
@@ -77,6 +78,8 @@ pub struct ImagePrediction {
     pub width: u32,
     pub height: u32,
     pub faces: Vec<FacePrediction>,
+    /// More than [`MAX_FACES`](crate::detect::MAX_FACES) faces were found; only the best-scoring were kept.
+    pub capped: bool,
 }
 
 /// How faces are found and framed.
@@ -84,17 +87,16 @@ pub struct ImagePrediction {
 pub struct FaceOptions {
     /// `None`: each image is already one face crop (`--no-detect`).
     pub detect: Option<DetectOptions>,
-    /// Extra context around a detector box, as a fraction of its side on every side.
-    /// SeetaFace boxes run from the brows to the mouth; FER2013 faces include forehead and
-    /// chin, which 0.2 restores.
-    pub margin: f32,
+    /// Turn each face upright by the line through its eyes ([`align`]); otherwise take the
+    /// square around the detector's box as it is.
+    pub align: bool,
 }
 
 impl Default for FaceOptions {
     fn default() -> Self {
         FaceOptions {
             detect: Some(DetectOptions::default()),
-            margin: 0.2,
+            align: true,
         }
     }
 }
@@ -106,47 +108,46 @@ pub struct FoundFaces {
     /// Detector boxes; one `None` when the whole image is the face.
     boxes: Vec<Option<FaceBox>>,
     planes: Vec<[u8; PIXELS]>,
+    capped: bool,
 }
 
-/// Finds and frames the faces of every image, on all cores (one detector per thread). Needs
-/// no model: a server can run it for many requests at once and share one model after it.
+/// Finds and frames the faces of every image, on all cores. Needs no model: a server can run
+/// it for many requests at once and share one model after it.
 pub fn find_faces(
     images: &[DynamicImage],
     options: &FaceOptions,
 ) -> Result<Vec<FoundFaces>, String> {
-    if let Some(d) = options.detect {
-        FaceDetector::new(d)?; // check the options once, before the threads start
-    }
+    let detector = options.detect.map(FaceDetector::new).transpose()?;
     Ok(images
         .par_iter()
-        .map_init(
-            || {
-                options
-                    .detect
-                    .map(|d| FaceDetector::new(d).expect("options checked above"))
+        .map(|img| match &detector {
+            None => FoundFaces {
+                width: img.width(),
+                height: img.height(),
+                boxes: vec![None],
+                planes: vec![to_face_plane(img)],
+                capped: false,
             },
-            |detector, img| {
-                let (boxes, planes) = match detector {
-                    None => (vec![None], vec![to_face_plane(img)]),
-                    Some(detector) => {
-                        let gray = img.to_luma8();
-                        let boxes = detector.detect(&gray);
-                        let planes = boxes
-                            .iter()
-                            .map(|b| face_plane(&gray, b, options.margin))
-                            .collect();
-                        (boxes.into_iter().map(Some).collect(), planes)
-                    }
-                };
-                FoundFaces {
-                    width: img.width(),
-                    height: img.height(),
-                    boxes,
-                    planes,
-                }
-            },
-        )
+            Some(detector) => frame_faces(img, detector.detect(img), options.align),
+        })
         .collect())
+}
+
+/// The 48x48 planes of the detected faces of `img`.
+pub fn frame_faces(img: &DynamicImage, faces: Faces, align: bool) -> FoundFaces {
+    let gray = img.to_luma8();
+    let planes = faces
+        .faces
+        .iter()
+        .map(|b| align::face_plane(&gray, b, align))
+        .collect();
+    FoundFaces {
+        width: img.width(),
+        height: img.height(),
+        boxes: faces.faces.into_iter().map(Some).collect(),
+        planes,
+        capped: faces.capped,
+    }
 }
 
 /// Classifies found faces, in batches pooled across images.
@@ -173,6 +174,7 @@ pub fn classify_faces(found: Vec<FoundFaces>, predictor: &Predictor) -> Vec<Imag
                     }
                 })
                 .collect(),
+            capped: f.capped,
         })
         .collect()
 }
@@ -186,29 +188,12 @@ pub fn predict_images(
     Ok(classify_faces(find_faces(images, options)?, predictor))
 }
 
-/// The 48x48 plane of a detected face: the box grown by `margin` on each side, squared
-/// around its centre, kept inside the image.
-pub fn face_plane(gray: &GrayImage, b: &FaceBox, margin: f32) -> [u8; PIXELS] {
-    let (w, h) = gray.dimensions();
-    let side = ((b.width.max(b.height) as f32) * (1.0 + 2.0 * margin)).round() as u32;
-    let side = side.clamp(1, w.min(h));
-    let cx = b.x as f32 + b.width as f32 / 2.0;
-    let cy = b.y as f32 + b.height as f32 / 2.0;
-    // Shift the square inward where it would leave the image, so the face stays whole.
-    let x = (cx - side as f32 / 2.0)
-        .round()
-        .clamp(0.0, (w - side) as f32) as u32;
-    let y = (cy - side as f32 / 2.0)
-        .round()
-        .clamp(0.0, (h - side) as f32) as u32;
-    let crop = imageops::crop_imm(gray, x, y, side, side).to_image();
-    to_face_plane(&DynamicImage::ImageLuma8(crop))
-}
-
 impl ImagePrediction {
     /// The JSON of one image, as `ferrite predict --json` and `ferrite serve` give it:
-    /// `{"width", "height", "faces": [{"box", "score", "emotion", "probability",
-    /// "probabilities": {class: p}}]}` (`box` and `score` are null without detection).
+    /// `{"width", "height", "faces": [{"box", "score", "landmarks", "emotion", "probability",
+    /// "probabilities": {class: p}}]}` (`box`, `score` and `landmarks` are null without
+    /// detection; `landmarks` maps each of [`LANDMARKS`] to `[x, y]`), plus `"capped": true`
+    /// when the face count reached [`MAX_FACES`](crate::detect::MAX_FACES).
     pub fn to_json(&self, classes: &[String]) -> Value {
         let faces: Vec<Value> = self
             .faces
@@ -220,14 +205,30 @@ impl ImagePrediction {
                     .map(|(c, p)| (c.clone(), json!(p)))
                     .collect();
                 json!({
-                    "box": f.bbox.map(|b| json!({"x": b.x, "y": b.y, "width": b.width, "height": b.height})),
-                    "score": f.bbox.map(|b| b.score),
+                    "box": f.bbox.map(|b| json!({"x": round1(b.x), "y": round1(b.y), "width": round1(b.width), "height": round1(b.height)})),
+                    "score": f.bbox.map(|b| (b.score * 1e4).round() / 1e4),
+                    "landmarks": f.bbox.map(|b| {
+                        LANDMARKS
+                            .iter()
+                            .zip(b.landmarks)
+                            .map(|(name, [x, y])| (name.to_string(), json!([round1(x), round1(y)])))
+                            .collect::<Map<String, Value>>()
+                    }),
                     "emotion": classes[f.top],
                     "probability": f.probabilities[f.top],
                     "probabilities": probs,
                 })
             })
             .collect();
-        json!({"width": self.width, "height": self.height, "faces": faces})
+        let mut out = json!({"width": self.width, "height": self.height, "faces": faces});
+        if self.capped {
+            out["capped"] = json!(true);
+        }
+        out
     }
+}
+
+/// Photo coordinates to one decimal: sub-pixel precision without float noise in the JSON.
+fn round1(v: f32) -> f64 {
+    (v as f64 * 10.0).round() / 10.0
 }

@@ -63,6 +63,7 @@ mod direct;
 #[cfg(target_arch = "x86_64")]
 mod direct_grad;
 mod gemm;
+pub mod nhwc;
 pub mod norm;
 pub mod pool;
 #[cfg(target_arch = "x86_64")]

@@ -152,8 +152,11 @@ fn norm_train_matches_burn_forward_statistics_and_gradients() {
             let case = format!("norm {n}x{c}x{side} relu={with_relu}");
 
             // Input gradient (gamma, beta held constant) ...
-            let (o1, gx1) = output_and_grads(&[x.clone()], &r, |t| ours(t, &gamma, &beta).output);
-            let (o2, gx2) = output_and_grads(&[x.clone()], &r, |t| theirs(t, &gamma, &beta).0);
+            let (o1, gx1) = output_and_grads(std::array::from_ref(&x), &r, |t| {
+                ours(t, &gamma, &beta).output
+            });
+            let (o2, gx2) =
+                output_and_grads(std::array::from_ref(&x), &r, |t| theirs(t, &gamma, &beta).0);
             assert_close(&format!("{case} output"), &o1, &o2, 1e-5);
             assert_close(&format!("{case} dx"), &gx1[0], &gx2[0], 1e-4);
 
@@ -164,9 +167,9 @@ fn norm_train_matches_burn_forward_statistics_and_gradients() {
                     beta.clone().detach().require_grad(),
                 );
                 let out = if use_ours {
-                    ours(&[x.clone()], &g, &b).output
+                    ours(std::array::from_ref(&x), &g, &b).output
                 } else {
-                    theirs(&[x.clone()], &g, &b).0
+                    theirs(std::array::from_ref(&x), &g, &b).0
                 };
                 let grads = (out * r.clone()).sum().backward();
                 (
@@ -180,8 +183,8 @@ fn norm_train_matches_burn_forward_statistics_and_gradients() {
             assert_close(&format!("{case} dbeta"), &db1, &db2, 1e-4);
 
             // ... and the statistics that feed the running averages.
-            let a = ours(&[x.clone()], &gamma, &beta);
-            let (_, m, v) = theirs(&[x.clone()], &gamma, &beta);
+            let a = ours(std::array::from_ref(&x), &gamma, &beta);
+            let (_, m, v) = theirs(std::array::from_ref(&x), &gamma, &beta);
             assert_close(&format!("{case} mean"), &values(&a.mean), &values(&m), 1e-5);
             assert_close(
                 &format!("{case} variance"),
@@ -220,7 +223,7 @@ fn max_pool_matches_burn_forward_and_gradient() {
     for (n, c, h, w) in [(4, 16, 48, 48), (2, 3, 7, 5), (3, 192, 6, 6)] {
         let x = random([n, c, h, w]);
         let r = random([n, c, h / 2, w / 2]);
-        let ours = output_and_grads(&[x.clone()], &r, |t| max_pool2x2(t[0].clone()));
+        let ours = output_and_grads(std::array::from_ref(&x), &r, |t| max_pool2x2(t[0].clone()));
         let burn = output_and_grads(&[x], &r, |t| {
             max_pool2d(t[0].clone(), MaxPoolOptions::new([2, 2]))
         });

@@ -126,6 +126,8 @@ impl ModuleMapper for PositionalIds {
 
 /// Any of the networks, behind one type.
 #[derive(Module, Debug)]
+// One value per loaded model, moved a handful of times: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Network {
     Ferrite(FerriteNet),
     MiniXception(MiniXception),

@@ -4,6 +4,7 @@ pub mod arch;
 pub mod device;
 pub mod file;
 mod layers;
+pub mod predict;
 pub mod summary;
 
 pub use arch::{ArchConfig, ArchKind, Network};

@@ -26,7 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use ferrite_data::decode::{DecodeError, decode_image, image_dimensions};
-use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
+use ferrite_infer::detect::{DetectOptions, DetectSize};
 use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -187,9 +187,13 @@ fn busy(message: &str) -> Response {
 #[derive(Debug, Deserialize)]
 struct PredictQuery {
     min_face: Option<u32>,
-    min_score: Option<f64>,
+    min_score: Option<f32>,
+    /// A number of pixels or `full`.
+    detect_size: Option<String>,
     #[serde(default)]
     no_detect: bool,
+    #[serde(default)]
+    no_align: bool,
 }
 
 async fn predict(
@@ -213,11 +217,20 @@ async fn predict(
     let Ok(permit) = st.permits.clone().try_acquire_owned() else {
         return busy("busy: too many predictions at once, retry shortly");
     };
-    let min_face = q.min_face.unwrap_or(DetectOptions::default().min_face);
-    if !q.no_detect && min_face < MIN_FACE_FLOOR {
+    let defaults = DetectOptions::default();
+    let detect = DetectOptions {
+        min_face: q.min_face.unwrap_or(defaults.min_face),
+        min_score: q.min_score.unwrap_or(defaults.min_score),
+        size: match q.detect_size.as_deref().map(str::parse::<DetectSize>) {
+            None => defaults.size,
+            Some(Ok(size)) => size,
+            Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("detect_size: {e}")),
+        },
+    };
+    if let Err(e) = detect.check() {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("min_face must be at least {MIN_FACE_FLOOR}"),
+            e.replace("--min-score", "min_score"),
         );
     }
     // A client that trickles its body in holds a slot: it gets the same time limit.
@@ -248,11 +261,8 @@ async fn predict(
     };
     let max_pixels = st.config.max_pixels;
     let options = FaceOptions {
-        detect: (!q.no_detect).then_some(DetectOptions {
-            min_face,
-            min_score: q.min_score.unwrap_or(DetectOptions::default().min_score),
-        }),
-        ..FaceOptions::default()
+        detect: (!q.no_detect).then_some(detect),
+        align: !q.no_align,
     };
     let predictor = st.predictor.clone();
     // Decoding too is off the async threads: a 40-megapixel PNG takes seconds, and the

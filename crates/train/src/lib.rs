@@ -3,7 +3,6 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
-pub mod eval;
 pub mod metrics;
 pub mod plot;
 pub mod schedule;

@@ -6,8 +6,8 @@ use ferrite_data::classes::map_classes;
 use ferrite_model::{ModelMeta, Network};
 use serde::Serialize;
 
-use crate::eval::{Tta, predict_samples};
 use crate::metrics::{ClassScores, Confusion};
+use ferrite_model::predict::{Tta, predict_samples};
 
 /// The score of a model on a split.
 #[derive(Debug, Clone, Serialize)]

@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, RunState};
 use crate::config::{OptimizerKind, TrainConfig};
-use crate::eval::{Tta, argmax, predict_samples};
 use crate::metrics::Confusion;
 use crate::schedule::Schedule;
+use ferrite_model::predict::{Tta, argmax, predict_samples};
 
 /// What a run trains and selects on.
 #[derive(Clone)]
@@ -52,6 +52,8 @@ pub struct EpochMetrics {
 }
 
 /// Where a run's network comes from.
+// Made once per run; boxing the network it carries would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Start {
     /// A new network of the configured architecture.
     Scratch,
@@ -375,6 +377,8 @@ fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {
 }
 
 /// One optimiser step on one batch. Returns the batch's mean loss and its correct count.
+// The step's inputs are all different things; a struct for them would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn step(
     net: &mut Network,
     optim: &mut ModuleOptimizer,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use ferrite_data::SplitRole;
-use ferrite_train::eval::Tta;
+use ferrite_model::predict::Tta;
 use serde_json::json;
 
 use crate::dataset_args::DatasetArgs;

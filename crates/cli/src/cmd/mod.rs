@@ -8,5 +8,6 @@ pub mod eval;
 pub mod finetune;
 pub mod info;
 pub mod predict;
+pub mod robustness;
 pub mod serve;
 pub mod train;

@@ -1,14 +1,15 @@
 //! `ferrite predict`: emotions of the faces in photos.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use ferrite_data::decode::{DEFAULT_MAX_PIXELS, decode_image};
-use ferrite_infer::detect::{DetectOptions, MIN_FACE_FLOOR};
+use ferrite_data::decode::{
+    DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, decode_image, read_image_bytes,
+};
+use ferrite_infer::detect::{DetectOptions, DetectSize, LANDMARKS, MAX_FACES};
 use ferrite_infer::predict::{FaceOptions, ImagePrediction, Predictor, predict_images};
 use image::DynamicImage;
 use serde_json::{Value, json};
@@ -18,10 +19,10 @@ use crate::output::{align_numbers, table};
 /// Find the faces in photos and name their emotions.
 ///
 /// Each PATH is an image file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM), a folder (searched
-/// recursively for images) or `-` for one image on standard input. Every face is found by
-/// the built-in SeetaFace detector, framed like a FER2013 face (the detector box plus a
-/// margin), turned gray, resized to 48x48 and classified; faces of many images share one
-/// batch. Without --model the built-in model is used (`ferrite info --model` describes a
+/// recursively for images) or `-` for one image on standard input (files up to 64 MiB).
+/// Every face is found by the built-in YuNet detector (box, score, five landmarks), turned
+/// upright and framed like a FER2013 face by its landmarks (or, with --no-align, by its box),
+/// turned gray, resized to 48x48 and classified; faces of many images share one batch. Without --model the built-in model is used (`ferrite info --model` describes a
 /// model file; `ferrite predict --help` says which model is built in).
 ///
 /// An image without faces is reported as such; a file that cannot be read is reported on
@@ -43,15 +44,21 @@ pub struct PredictArgs {
     /// Treat each image as one face crop (no detection), as in CK+ or FER2013 exports.
     #[arg(long)]
     no_detect: bool,
-    /// Smallest face to look for, in pixels (at least 20).
+    /// Smallest face to keep: the longer side of its box, in pixels of the photo.
     #[arg(long, value_name = "PX", default_value_t = DetectOptions::default().min_face)]
     min_face: u32,
-    /// Smallest detector score to keep (about 2: most faces; 5 and up: clear frontal faces only).
+    /// Smallest detector score to keep, 0 to 1 (0.9 and up: clear faces only; lower finds
+    /// more small, blurred and turned faces, and more false ones).
     #[arg(long, value_name = "S", default_value_t = DetectOptions::default().min_score)]
-    min_score: f64,
-    /// Context added around each detected face, as a fraction of its side.
-    #[arg(long, value_name = "F", default_value_t = FaceOptions::default().margin)]
-    margin: f32,
+    min_score: f32,
+    /// Longest side, in pixels, the detector sees; larger photos are shrunk for it. Faces
+    /// below about 10 pixels at that size are missed: `full` keeps the photo's own size (for
+    /// crowds of small faces; slower on large photos).
+    #[arg(long, value_name = "PX|full", default_value_t = DetectOptions::default().size)]
+    detect_size: DetectSize,
+    /// Frame each face by its box instead of turning it upright by its landmarks.
+    #[arg(long)]
+    no_align: bool,
     /// Classes listed per face in the table (JSON and CSV always give all).
     #[arg(long, value_name = "K", default_value_t = 3)]
     top: usize,
@@ -83,14 +90,6 @@ pub fn run(args: PredictArgs) -> Result<i32> {
     if let Some(t) = args.threads {
         ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
     }
-    if !args.no_detect && args.min_face < MIN_FACE_FLOOR {
-        anyhow::bail!(
-            "--min-face must be at least {MIN_FACE_FLOOR} (the detector's smallest window)"
-        );
-    }
-    if !(0.0..=2.0).contains(&args.margin) {
-        anyhow::bail!("--margin must be between 0 and 2");
-    }
     if args.top == 0 {
         anyhow::bail!("--top must be at least 1");
     }
@@ -100,9 +99,13 @@ pub fn run(args: PredictArgs) -> Result<i32> {
         detect: (!args.no_detect).then_some(DetectOptions {
             min_face: args.min_face,
             min_score: args.min_score,
+            size: args.detect_size,
         }),
-        margin: args.margin,
+        align: !args.no_align,
     };
+    if let Some(d) = &options.detect {
+        d.check().map_err(anyhow::Error::msg)?;
+    }
     if let Some(dir) = &args.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -112,8 +115,11 @@ pub fn run(args: PredictArgs) -> Result<i32> {
     let mut json_images = Vec::new();
     let mut annotated_names = HashSet::new();
     if args.csv {
-        let mut header =
-            vec!["path", "face", "x", "y", "width", "height", "score", "top"].join(",");
+        let mut header = ["path", "face", "x", "y", "width", "height", "score"].join(",");
+        for l in LANDMARKS {
+            header.push_str(&format!(",{l}_x,{l}_y"));
+        }
+        header.push_str(",top");
         for c in &classes {
             header.push(',');
             header.push_str(&csv_field(c));
@@ -148,6 +154,11 @@ pub fn run(args: PredictArgs) -> Result<i32> {
             predict_images(&images, &options, &predictor).map_err(anyhow::Error::msg)?;
         for ((path, img), pred) in decoded.iter().zip(&predictions) {
             n_images += 1;
+            if pred.capped {
+                eprintln!(
+                    "note: {path}: more than {MAX_FACES} faces; only the {MAX_FACES} best-scoring are reported"
+                );
+            }
             n_faces += pred.faces.len();
             if args.json {
                 json_images.push(image_json(path, pred, &classes));
@@ -247,16 +258,14 @@ pub fn load_predictor(model: Option<&Path>, device: &str) -> Result<Predictor> {
     })
 }
 
-/// Decodes a file (by its content, whatever its extension) or standard input.
+/// Decodes a file (by its content, whatever its extension) or standard input, reading at
+/// most [`DEFAULT_MAX_FILE_BYTES`].
 fn read_image(path: &Path) -> Result<DynamicImage> {
     let bytes = if path.as_os_str() == "-" {
-        let mut b = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut b)
-            .context("cannot read standard input")?;
-        b
+        read_image_bytes(std::io::stdin().lock(), DEFAULT_MAX_FILE_BYTES)?
     } else {
-        std::fs::read(path).context("cannot read the file")?
+        let file = std::fs::File::open(path).context("cannot read the file")?;
+        read_image_bytes(file, DEFAULT_MAX_FILE_BYTES)?
     };
     Ok(decode_image(&bytes, DEFAULT_MAX_PIXELS)?)
 }
@@ -296,8 +305,11 @@ fn print_table(
             .collect();
         let mut row = vec![(i + 1).to_string()];
         if let Some(b) = f.bbox {
-            row.push(format!("{}, {}, {}, {}", b.x, b.y, b.width, b.height));
-            row.push(format!("{:.1}", b.score));
+            row.push(format!(
+                "{:.0}, {:.0}, {:.0}, {:.0}",
+                b.x, b.y, b.width, b.height
+            ));
+            row.push(format!("{:.2}", b.score));
         }
         row.extend([
             classes[f.top].clone(),
@@ -311,30 +323,25 @@ fn print_table(
 }
 
 fn print_csv(path: &str, pred: &ImagePrediction) {
+    // path, face, box (4), score, landmarks (10), top: 18 columns before the probabilities.
     if pred.faces.is_empty() {
-        println!("{},,,,,,,", csv_field(path));
+        println!("{}{}", csv_field(path), ",".repeat(17));
     }
     for (i, f) in pred.faces.iter().enumerate() {
-        let (x, y, w, h, s) = match f.bbox {
-            Some(b) => (
-                b.x.to_string(),
-                b.y.to_string(),
-                b.width.to_string(),
-                b.height.to_string(),
-                format!("{:.3}", b.score),
-            ),
-            None => (
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ),
+        let detected: Vec<String> = match f.bbox {
+            Some(b) => [b.x, b.y, b.width, b.height]
+                .iter()
+                .map(|v| format!("{v:.1}"))
+                .chain([format!("{:.4}", b.score)])
+                .chain(b.landmarks.iter().flatten().map(|v| format!("{v:.1}")))
+                .collect(),
+            None => vec![String::new(); 15],
         };
         let mut row = format!(
-            "{},{},{x},{y},{w},{h},{s},{}",
+            "{},{},{},{}",
             csv_field(path),
             i + 1,
+            detected.join(","),
             f.top
         );
         for p in &f.probabilities {

@@ -11,7 +11,8 @@ use ferrite_serve::{AppState, ServeConfig};
 /// Serve a JSON API and a web page (photo upload, live webcam) on this machine.
 ///
 /// Routes: POST /v1/predict (an image as the body, or multipart field `image`; query
-/// options min_face, min_score, no_detect) answers with the same JSON per image as
+/// options min_face, min_score, detect_size, no_detect, no_align) answers with the same
+/// JSON per image as
 /// `ferrite predict --json`; GET /v1/model, GET /healthz, GET /metrics (Prometheus text),
 /// GET / (the page; everything is embedded, it works offline). Stops on Ctrl-C or SIGTERM
 /// after the requests in flight finish.

@@ -73,16 +73,7 @@ pub fn ferrite_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The group photo that ships in the `rustface` crate (the 1927 Solvay conference: 29 faces),
-/// found in cargo's registry; `None` (said) when it is not there, a failure under
-/// `FERRITE_REQUIRE_DATA=1`.
-pub fn group_photo() -> Option<PathBuf> {
-    let found = fixtures::group_photo();
-    if found.is_none() {
-        if std::env::var("FERRITE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-            panic!("rustface-0.1.7/test.png not found in cargo's registry");
-        }
-        eprintln!("SKIPPED: rustface-0.1.7/test.png not found in cargo's registry");
-    }
-    found
+/// The 1927 Solvay conference photo (29 faces) that ships in `photos/`.
+pub fn group_photo() -> PathBuf {
+    fixtures::group_photo()
 }

@@ -1,12 +1,12 @@
 //! Running a network over a set of faces: class probabilities, with optional test-time
 //! augmentation.
 
+use crate::Network;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use ferrite_data::Samples;
 use ferrite_data::augment::Normalization;
 use ferrite_data::face::{PIXELS, SIDE};
-use ferrite_model::Network;
 
 /// Test-time augmentation: average the prediction over transformed copies of each face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

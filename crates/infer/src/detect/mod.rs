@@ -1,0 +1,200 @@
+//! Face detection with YuNet-n, run on our own channels-last kernels: boxes, scores and five
+//! landmarks per face, in the photo's pixels. The weights are embedded in the binary
+//! (`assets/yunet`, Apache-2.0).
+//!
+//! A photo is shrunk so that its longest side is at most [`DetectSize`] before the network
+//! sees it (faces smaller than about 10 pixels at that size are not found), padded to a
+//! multiple of 32, and the faces found are mapped back to the photo.
+
+mod decode;
+mod yunet;
+
+use std::sync::OnceLock;
+
+use ferrite_kernels::nhwc::Map;
+use image::{DynamicImage, RgbImage, imageops};
+use serde::Serialize;
+
+pub use decode::{Detection, iou};
+use yunet::{ALIGN, YuNet};
+
+/// Names of the five landmarks, in order.
+pub const LANDMARKS: [&str; 5] = ["right_eye", "left_eye", "nose", "mouth_right", "mouth_left"];
+
+/// Faces found in one image are capped at this many (the best-scoring), so that a mosaic of
+/// thousands of faces costs bounded time and memory; [`Faces::capped`] says when it applied.
+pub const MAX_FACES: usize = 1000;
+/// Candidates that enter non-maximum suppression (best scores first).
+const MAX_CANDIDATES: usize = 20_000;
+/// Faces overlapping a better one by more than this are the same face (OpenCV's default).
+const NMS_IOU: f32 = 0.3;
+
+/// How large an image the detector sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectSize {
+    /// Shrink so that the longest side is at most this many pixels (never enlarge).
+    Longest(u32),
+    /// The photo as it is: slower, for crowds of small faces.
+    Full,
+}
+
+impl std::str::FromStr for DetectSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DetectSize, String> {
+        if s == "full" {
+            return Ok(DetectSize::Full);
+        }
+        match s.parse::<u32>() {
+            Ok(n) if n >= ALIGN as u32 => Ok(DetectSize::Longest(n)),
+            _ => Err(format!(
+                "expected `full` or a number of pixels of at least {ALIGN}, got {s:?}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for DetectSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            DetectSize::Longest(n) => write!(f, "{n}"),
+            DetectSize::Full => write!(f, "full"),
+        }
+    }
+}
+
+/// Detector settings.
+#[derive(Debug, Clone, Copy)]
+pub struct DetectOptions {
+    /// Smallest face to keep: the box's longer side, in photo pixels.
+    pub min_face: u32,
+    /// Smallest detector score to keep (0..1).
+    pub min_score: f32,
+    pub size: DetectSize,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            min_face: 16,
+            min_score: 0.6,
+            size: DetectSize::Longest(640),
+        }
+    }
+}
+
+impl DetectOptions {
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.min_score) {
+            return Err(format!("--min-score {} is outside 0..1", self.min_score));
+        }
+        Ok(())
+    }
+}
+
+/// A detected face in photo pixels: its box (clipped to the photo), the detector's score and
+/// the five landmarks ([`LANDMARKS`]; they may lie outside the photo for a cut-off face).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FaceBox {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+    pub score: f32,
+    pub landmarks: [[f32; 2]; 5],
+}
+
+/// The faces of one image, largest first.
+#[derive(Debug, Clone, Default)]
+pub struct Faces {
+    pub faces: Vec<FaceBox>,
+    /// True when more than [`MAX_FACES`] faces were found and only the best were kept.
+    pub capped: bool,
+}
+
+/// The detector; shareable between threads (the network is read-only).
+pub struct FaceDetector {
+    net: &'static YuNet,
+    options: DetectOptions,
+}
+
+impl FaceDetector {
+    pub fn new(options: DetectOptions) -> Result<FaceDetector, String> {
+        options.check()?;
+        static NET: OnceLock<YuNet> = OnceLock::new();
+        Ok(FaceDetector {
+            net: NET.get_or_init(YuNet::embedded),
+            options,
+        })
+    }
+
+    pub fn options(&self) -> &DetectOptions {
+        &self.options
+    }
+
+    /// The faces in `img`.
+    pub fn detect(&self, img: &DynamicImage) -> Faces {
+        let (w, h) = (img.width(), img.height());
+        if w == 0 || h == 0 {
+            return Faces::default();
+        }
+        let scale = match self.options.size {
+            DetectSize::Full => 1.0,
+            DetectSize::Longest(n) => (n as f32 / w.max(h) as f32).min(1.0),
+        };
+        let (sw, sh) = (
+            ((w as f32 * scale).round() as u32).max(1),
+            ((h as f32 * scale).round() as u32).max(1),
+        );
+        let rgb = img.to_rgb8();
+        let rgb = if (sw, sh) == (w, h) {
+            rgb
+        } else {
+            imageops::resize(&rgb, sw, sh, imageops::FilterType::Triangle)
+        };
+        let levels = self.net.forward(&bgr_input(&rgb));
+        let found = decode::candidates(&levels, self.options.min_score);
+        let kept = decode::nms(found, NMS_IOU, MAX_FACES + 1, MAX_CANDIDATES);
+        let capped = kept.len() > MAX_FACES;
+        let (fx, fy) = (w as f32 / sw as f32, h as f32 / sh as f32);
+        let mut faces: Vec<FaceBox> = kept
+            .into_iter()
+            .take(MAX_FACES)
+            .filter_map(|d| to_photo(&d, fx, fy, w as f32, h as f32))
+            .filter(|f| f.width.max(f.height) >= self.options.min_face as f32)
+            .collect();
+        faces.sort_by(|a, b| (b.width * b.height).total_cmp(&(a.width * a.height)));
+        Faces { faces, capped }
+    }
+}
+
+/// A detection in detector pixels -> photo pixels, its box clipped to the photo; `None` when
+/// nothing of the box is inside.
+fn to_photo(d: &Detection, fx: f32, fy: f32, w: f32, h: f32) -> Option<FaceBox> {
+    let [x, y, bw, bh] = d.rect;
+    let (x0, y0) = ((x * fx).clamp(0.0, w), (y * fy).clamp(0.0, h));
+    let (x1, y1) = (((x + bw) * fx).clamp(0.0, w), ((y + bh) * fy).clamp(0.0, h));
+    (x1 > x0 && y1 > y0).then(|| FaceBox {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+        score: d.score,
+        landmarks: d.landmarks.map(|[lx, ly]| [lx * fx, ly * fy]),
+    })
+}
+
+/// The network's input: BGR 0-255 floats, channels-last, zero-padded at the bottom and right
+/// to multiples of 32.
+fn bgr_input(rgb: &RgbImage) -> Map {
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let mut map = Map::zeros(h.div_ceil(ALIGN) * ALIGN, w.div_ceil(ALIGN) * ALIGN, 3);
+    for (y, row) in rgb.as_raw().chunks_exact(w * 3).enumerate() {
+        let out = &mut map.data[y * map.w * 3..][..w * 3];
+        for (o, p) in out.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
+            o[0] = p[2] as f32;
+            o[1] = p[1] as f32;
+            o[2] = p[0] as f32;
+        }
+    }
+    map
+}
