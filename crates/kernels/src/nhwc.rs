@@ -30,23 +30,27 @@ impl Map {
 }
 
 /// 3x3 convolution with stride 2 and padding 1, then bias and ReLU: the detector's first
-/// layer, on a few input channels. `weight` is `[ky][kx][cin][cout]`.
+/// layer, 3 channels in, 16 out. `weight` is `[ky][kx][cin][cout]`.
 pub fn conv3x3_s2_relu(x: &Map, weight: &[f32], bias: &[f32]) -> Map {
-    let cout = bias.len();
-    assert_eq!(weight.len(), 9 * x.c * cout, "conv3x3_s2: weight size");
+    assert!(
+        x.c == 3 && bias.len() == 16,
+        "conv3x3_s2: 3 channels in, 16 out"
+    );
+    assert_eq!(weight.len(), 9 * 3 * 16, "conv3x3_s2: weight size");
     let (oh, ow) = (x.h.div_ceil(2), x.w.div_ceil(2));
-    let mut out = Map::zeros(oh, ow, cout);
+    let mut out = Map::zeros(oh, ow, 16);
     conv3x3_s2_loops(x, weight, bias, &mut out);
     out
 }
 
 compiled_for_level! {
     fn conv3x3_s2_loops(x: &Map, weight: &[f32], bias: &[f32], out: &mut Map) {
-        let (cin, cout) = (x.c, out.c);
+        // Fixed sizes: the 16 outputs of a pixel stay in one register (two on AVX2) and every
+        // loop below unrolls.
+        let bias: &[f32; 16] = bias.try_into().expect("16 biases");
         for oy in 0..out.h {
             for ox in 0..out.w {
-                let o = &mut out.data[(oy * out.w + ox) * cout..][..cout];
-                o.copy_from_slice(bias);
+                let mut acc = *bias;
                 for ky in 0..3 {
                     let iy = (2 * oy + ky) as isize - 1;
                     if iy < 0 || iy >= x.h as isize {
@@ -57,18 +61,21 @@ compiled_for_level! {
                         if ix < 0 || ix >= x.w as isize {
                             continue;
                         }
-                        let px = &x.data[(iy as usize * x.w + ix as usize) * cin..][..cin];
-                        for (ci, &a) in px.iter().enumerate() {
-                            let w = &weight[((ky * 3 + kx) * cin + ci) * cout..][..cout];
-                            for (o, &w) in o.iter_mut().zip(w) {
-                                *o += a * w;
+                        let px: &[f32; 3] = x.data[(iy as usize * x.w + ix as usize) * 3..][..3]
+                            .try_into()
+                            .expect("3 channels");
+                        let w: &[f32; 48] = weight[(ky * 3 + kx) * 48..][..48].try_into().expect("3x16 weights");
+                        for ci in 0..3 {
+                            for co in 0..16 {
+                                acc[co] += px[ci] * w[ci * 16 + co];
                             }
                         }
                     }
                 }
-                for v in o.iter_mut() {
+                for v in acc.iter_mut() {
                     *v = v.max(0.0);
                 }
+                out.data[(oy * out.w + ox) * 16..][..16].copy_from_slice(&acc);
             }
         }
     }
@@ -101,12 +108,70 @@ pub fn depthwise3x3(x: &Map, weight: &[f32], bias: &[f32], relu: bool) -> Map {
     assert_eq!(bias.len(), x.c, "depthwise3x3: bias size");
     assert_eq!(weight.len(), 9 * x.c, "depthwise3x3: weight size");
     let mut out = Map::zeros(x.h, x.w, x.c);
-    depthwise3x3_loops(x, weight, bias, relu, &mut out);
+    // The network's channel counts get loops of fixed length, whose sums stay in registers.
+    match x.c {
+        64 => depthwise3x3_c64(x, weight, bias, relu, &mut out),
+        16 => depthwise3x3_c16(x, weight, bias, relu, &mut out),
+        _ => depthwise3x3_any(x, weight, bias, relu, &mut out),
+    }
     out
 }
 
 compiled_for_level! {
-    fn depthwise3x3_loops(x: &Map, weight: &[f32], bias: &[f32], relu: bool, out: &mut Map) {
+    fn depthwise3x3_c64(x: &Map, weight: &[f32], bias: &[f32], relu: bool, out: &mut Map) {
+        depthwise3x3_fixed::<64>(x, weight, bias, relu, out)
+    }
+}
+
+compiled_for_level! {
+    fn depthwise3x3_c16(x: &Map, weight: &[f32], bias: &[f32], relu: bool, out: &mut Map) {
+        depthwise3x3_fixed::<16>(x, weight, bias, relu, out)
+    }
+}
+
+/// Depthwise 3x3 for exactly `C` channels.
+#[inline(always)]
+fn depthwise3x3_fixed<const C: usize>(
+    x: &Map,
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    out: &mut Map,
+) {
+    let bias: &[f32; C] = bias.try_into().expect("C biases");
+    let taps: Vec<&[f32; C]> = weight
+        .chunks_exact(C)
+        .map(|w| w.try_into().expect("C weights"))
+        .collect();
+    for y in 0..x.h {
+        let (y0, y1) = (y.saturating_sub(1), (y + 2).min(x.h));
+        for xx in 0..x.w {
+            let (x0, x1) = (xx.saturating_sub(1), (xx + 2).min(x.w));
+            let mut acc = *bias;
+            for iy in y0..y1 {
+                let ky = iy + 1 - y;
+                for ix in x0..x1 {
+                    let px: &[f32; C] = x.data[(iy * x.w + ix) * C..][..C]
+                        .try_into()
+                        .expect("C channels");
+                    let w = taps[ky * 3 + ix + 1 - xx];
+                    for i in 0..C {
+                        acc[i] += px[i] * w[i];
+                    }
+                }
+            }
+            if relu {
+                for v in acc.iter_mut() {
+                    *v = v.max(0.0);
+                }
+            }
+            out.data[(y * x.w + xx) * C..][..C].copy_from_slice(&acc);
+        }
+    }
+}
+
+compiled_for_level! {
+    fn depthwise3x3_any(x: &Map, weight: &[f32], bias: &[f32], relu: bool, out: &mut Map) {
         let c = x.c;
         for y in 0..x.h {
             let (y0, y1) = (y.saturating_sub(1), (y + 2).min(x.h));
@@ -261,7 +326,7 @@ mod tests {
 
     #[test]
     fn depthwise_matches_the_written_out_convolution_with_and_without_relu() {
-        for c in [1, 10, 64] {
+        for c in [1, 10, 16, 64] {
             let x = map(6, 5, c, 1.0);
             let w: Vec<f32> = (0..9 * c).map(|i| (i as f32 * 0.53).sin()).collect();
             let b: Vec<f32> = (0..c).map(|i| i as f32 * 0.05 - 0.3).collect();
