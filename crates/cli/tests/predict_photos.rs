@@ -201,3 +201,37 @@ fn endless_and_oversized_inputs_are_refused_without_reading_them_whole() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("larger than 67108864 bytes"), "{stderr}");
 }
+
+#[test]
+fn a_mosaic_of_thousands_of_faces_is_capped_with_a_note() {
+    // One face of the group photo (with its hair and collar), 32x36, tiled 45x45 times:
+    // 2,025 faces in a 1440x1620 image, searched at full size.
+    let group = image::open(group_photo()).unwrap().to_rgb8();
+    let face = image::imageops::crop_imm(&group, 850, 225, 90, 105).to_image();
+    let face = image::imageops::resize(&face, 32, 36, image::imageops::FilterType::Triangle);
+    let mut mosaic = image::RgbImage::new(32 * 45, 36 * 45);
+    for i in 0..45 {
+        for j in 0..45 {
+            image::imageops::replace(&mut mosaic, &face, 32 * i, 36 * j);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mosaic.png");
+    mosaic.save(&path).unwrap();
+    let start = std::time::Instant::now();
+    let out = ferrite(&[
+        "predict",
+        path.to_str().unwrap(),
+        "--detect-size",
+        "full",
+        "--json",
+    ]);
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(out.status.success());
+    let doc = json(&String::from_utf8(out.stdout).unwrap());
+    let image = &doc["images"][0];
+    assert_eq!(image["faces"].as_array().unwrap().len(), 1000);
+    assert_eq!(image["capped"], true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("more than 1000 faces"), "{stderr}");
+}

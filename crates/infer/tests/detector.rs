@@ -204,6 +204,39 @@ fn finds_the_29_people_of_the_solvay_photo() {
 }
 
 #[test]
+fn full_size_search_in_tiles_finds_each_face_once() {
+    // 1666x1136 is searched in overlapping 1024-pixel tiles: faces in the overlaps must be
+    // neither lost nor doubled, and land where one search of the whole photo at the same
+    // size puts them.
+    let photo = image::open(manifest_dir().join("../../photos/solvay-1927.jpg")).unwrap();
+    let whole = FaceDetector::new(DetectOptions {
+        size: DetectSize::Longest(1666),
+        ..DetectOptions::default()
+    })
+    .unwrap()
+    .detect(&photo)
+    .faces;
+    assert_eq!(whole.len(), 29);
+    let tiled = FaceDetector::new(DetectOptions {
+        size: DetectSize::Full,
+        ..DetectOptions::default()
+    })
+    .unwrap()
+    .detect(&photo)
+    .faces;
+    assert_eq!(tiled.len(), 29);
+    for f in &whole {
+        let best = tiled
+            .iter()
+            .map(|t| iou(&rect(t), &rect(f)))
+            .fold(0.0, f32::max);
+        // The network sees far around a face (its coarsest level has stride 32), so a tile's
+        // edge could move a box a little; here none moves.
+        assert!(best > 0.95, "{f:?}: best IoU {best}");
+    }
+}
+
+#[test]
 fn tiny_blank_and_noise_images_have_no_faces_and_do_not_panic() {
     let detector = FaceDetector::new(DetectOptions::default()).unwrap();
     let mut seed = 12345u32;

@@ -16,6 +16,18 @@ pub struct Detection {
     pub landmarks: [[f32; 2]; 5],
 }
 
+impl Detection {
+    /// Scaled by (`fx`, `fy`), then moved by (`dx`, `dy`).
+    pub fn scaled(&self, fx: f32, fy: f32, dx: f32, dy: f32) -> Detection {
+        let [x, y, w, h] = self.rect;
+        Detection {
+            rect: [x * fx + dx, y * fy + dy, w * fx, h * fy],
+            score: self.score,
+            landmarks: self.landmarks.map(|[lx, ly]| [lx * fx + dx, ly * fy + dy]),
+        }
+    }
+}
+
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }

@@ -28,13 +28,18 @@ pub const MAX_FACES: usize = 1000;
 const MAX_CANDIDATES: usize = 20_000;
 /// Faces overlapping a better one by more than this are the same face (OpenCV's default).
 const NMS_IOU: f32 = 0.3;
+/// `--detect-size full` searches photos larger than this on a side in tiles of this size,
+/// overlapping by [`OVERLAP`] pixels.
+const TILE: u32 = 1024;
+const OVERLAP: u32 = 160;
 
 /// How large an image the detector sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DetectSize {
     /// Shrink so that the longest side is at most this many pixels (never enlarge).
     Longest(u32),
-    /// The photo as it is: slower, for crowds of small faces.
+    /// The photo as it is (in overlapping tiles when larger than 1024 pixels, plus a pass
+    /// at the default size for large faces): slower, for crowds of small faces.
     Full,
 }
 
@@ -137,49 +142,108 @@ impl FaceDetector {
         if w == 0 || h == 0 {
             return Faces::default();
         }
-        let scale = match self.options.size {
-            DetectSize::Full => 1.0,
-            DetectSize::Longest(n) => (n as f32 / w.max(h) as f32).min(1.0),
-        };
-        let (sw, sh) = (
-            ((w as f32 * scale).round() as u32).max(1),
-            ((h as f32 * scale).round() as u32).max(1),
-        );
         let rgb = img.to_rgb8();
-        let rgb = if (sw, sh) == (w, h) {
-            rgb
-        } else {
-            imageops::resize(&rgb, sw, sh, imageops::FilterType::Triangle)
+        let found = match self.options.size {
+            DetectSize::Longest(n) => self.pass(&rgb, n),
+            DetectSize::Full if w.max(h) <= TILE => self.pass(&rgb, w.max(h)),
+            DetectSize::Full => self.tiled(&rgb),
         };
-        let levels = self.net.forward(&bgr_input(&rgb));
-        let found = decode::candidates(&levels, self.options.min_score);
         let kept = decode::nms(found, NMS_IOU, MAX_FACES + 1, MAX_CANDIDATES);
         let capped = kept.len() > MAX_FACES;
-        let (fx, fy) = (w as f32 / sw as f32, h as f32 / sh as f32);
         let mut faces: Vec<FaceBox> = kept
             .into_iter()
             .take(MAX_FACES)
-            .filter_map(|d| to_photo(&d, fx, fy, w as f32, h as f32))
+            .filter_map(|d| clipped(&d, w as f32, h as f32))
             .filter(|f| f.width.max(f.height) >= self.options.min_face as f32)
             .collect();
         faces.sort_by(|a, b| (b.width * b.height).total_cmp(&(a.width * a.height)));
         Faces { faces, capped }
     }
+
+    /// Candidates (before NMS) in `rgb`'s pixels, the photo shrunk to at most `longest` on
+    /// its longer side for the network.
+    fn pass(&self, rgb: &RgbImage, longest: u32) -> Vec<Detection> {
+        let (w, h) = rgb.dimensions();
+        let scale = (longest as f32 / w.max(h) as f32).min(1.0);
+        let (sw, sh) = (
+            ((w as f32 * scale).round() as u32).max(1),
+            ((h as f32 * scale).round() as u32).max(1),
+        );
+        let levels = if (sw, sh) == (w, h) {
+            self.net.forward(&bgr_input(rgb))
+        } else {
+            let small = imageops::resize(rgb, sw, sh, imageops::FilterType::Triangle);
+            self.net.forward(&bgr_input(&small))
+        };
+        let (fx, fy) = (w as f32 / sw as f32, h as f32 / sh as f32);
+        decode::candidates(&levels, self.options.min_score)
+            .into_iter()
+            .map(|d| d.scaled(fx, fy, 0.0, 0.0))
+            .collect()
+    }
+
+    /// `--detect-size full` on a large photo: overlapping tiles at full size for faces up to
+    /// [`OVERLAP`] pixels, so that memory stays that of one tile whatever the photo's size,
+    /// and one pass at the default size for larger faces. Each tile keeps the faces whose
+    /// centre lies in its own part (the overlap split down the middle): such a face lies
+    /// whole in the tile, with at least half the overlap less half the face of context.
+    fn tiled(&self, rgb: &RgbImage) -> Vec<Detection> {
+        let (w, h) = rgb.dimensions();
+        let DetectSize::Longest(whole) = DetectOptions::default().size else {
+            unreachable!("the default size is a number of pixels")
+        };
+        let side = |d: &Detection| d.rect[2].max(d.rect[3]);
+        // Sizes near the split are kept by both; NMS then keeps one.
+        let mut found: Vec<Detection> = self
+            .pass(rgb, whole)
+            .into_iter()
+            .filter(|d| side(d) > 0.75 * OVERLAP as f32)
+            .collect();
+        let starts = |len: u32| {
+            let mut v: Vec<u32> = (0..len.saturating_sub(OVERLAP))
+                .step_by((TILE - OVERLAP) as usize)
+                .collect();
+            v.retain(|&s| s == 0 || s + OVERLAP < len);
+            v
+        };
+        let half = OVERLAP as f32 / 2.0;
+        // Whether a centre at `c` (tile pixels) is in the tile's own part along one axis.
+        let owns = |c: f32, start: u32, len: u32, total: u32| {
+            (start == 0 || c >= half) && (start + len == total || c < len as f32 - half)
+        };
+        for y0 in starts(h) {
+            for x0 in starts(w) {
+                let (tw, th) = (TILE.min(w - x0), TILE.min(h - y0));
+                let tile = imageops::crop_imm(rgb, x0, y0, tw, th).to_image();
+                found.extend(
+                    self.pass(&tile, TILE)
+                        .into_iter()
+                        .filter(|d| {
+                            let [x, y, bw, bh] = d.rect;
+                            side(d) <= OVERLAP as f32
+                                && owns(x + bw / 2.0, x0, tw, w)
+                                && owns(y + bh / 2.0, y0, th, h)
+                        })
+                        .map(|d| d.scaled(1.0, 1.0, x0 as f32, y0 as f32)),
+                );
+            }
+        }
+        found
+    }
 }
 
-/// A detection in detector pixels -> photo pixels, its box clipped to the photo; `None` when
-/// nothing of the box is inside.
-fn to_photo(d: &Detection, fx: f32, fy: f32, w: f32, h: f32) -> Option<FaceBox> {
+/// A detection's box clipped to the `w` x `h` photo; `None` when nothing of it is inside.
+fn clipped(d: &Detection, w: f32, h: f32) -> Option<FaceBox> {
     let [x, y, bw, bh] = d.rect;
-    let (x0, y0) = ((x * fx).clamp(0.0, w), (y * fy).clamp(0.0, h));
-    let (x1, y1) = (((x + bw) * fx).clamp(0.0, w), ((y + bh) * fy).clamp(0.0, h));
+    let (x0, y0) = (x.clamp(0.0, w), y.clamp(0.0, h));
+    let (x1, y1) = ((x + bw).clamp(0.0, w), (y + bh).clamp(0.0, h));
     (x1 > x0 && y1 > y0).then(|| FaceBox {
         x: x0,
         y: y0,
         width: x1 - x0,
         height: y1 - y0,
         score: d.score,
-        landmarks: d.landmarks.map(|[lx, ly]| [lx * fx, ly * fy]),
+        landmarks: d.landmarks,
     })
 }
 
