@@ -237,7 +237,7 @@ fn clipped(d: &Detection, w: f32, h: f32) -> Option<FaceBox> {
     let [x, y, bw, bh] = d.rect;
     let (x0, y0) = (x.clamp(0.0, w), y.clamp(0.0, h));
     let (x1, y1) = ((x + bw).clamp(0.0, w), (y + bh).clamp(0.0, h));
-    (x1 > x0 && y1 > y0).then(|| FaceBox {
+    (x1 > x0 && y1 > y0).then_some(FaceBox {
         x: x0,
         y: y0,
         width: x1 - x0,
