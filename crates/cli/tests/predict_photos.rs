@@ -218,7 +218,6 @@ fn a_mosaic_of_thousands_of_faces_is_capped_with_a_note() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mosaic.png");
     mosaic.save(&path).unwrap();
-    let start = std::time::Instant::now();
     let out = ferrite(&[
         "predict",
         path.to_str().unwrap(),
@@ -226,7 +225,6 @@ fn a_mosaic_of_thousands_of_faces_is_capped_with_a_note() {
         "full",
         "--json",
     ]);
-    let seconds = start.elapsed().as_secs_f64();
     assert!(out.status.success());
     let doc = json(&String::from_utf8(out.stdout).unwrap());
     let image = &doc["images"][0];
