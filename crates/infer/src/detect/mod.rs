@@ -169,12 +169,7 @@ impl FaceDetector {
             ((w as f32 * scale).round() as u32).max(1),
             ((h as f32 * scale).round() as u32).max(1),
         );
-        let levels = if (sw, sh) == (w, h) {
-            self.net.forward(&bgr_input(rgb))
-        } else {
-            let small = imageops::resize(rgb, sw, sh, imageops::FilterType::Triangle);
-            self.net.forward(&bgr_input(&small))
-        };
+        let levels = self.net.forward(&bgr_input(rgb, sw as usize, sh as usize));
         let (fx, fy) = (w as f32 / sw as f32, h as f32 / sh as f32);
         decode::candidates(&levels, self.options.min_score)
             .into_iter()
@@ -247,18 +242,105 @@ fn clipped(d: &Detection, w: f32, h: f32) -> Option<FaceBox> {
     })
 }
 
-/// The network's input: BGR 0-255 floats, channels-last, zero-padded at the bottom and right
-/// to multiples of 32.
-fn bgr_input(rgb: &RgbImage) -> Map {
+/// The network's input: `rgb` shrunk to `sw` x `sh` by area averaging (each output pixel
+/// the mean of the photo pixels it covers, fractions at its edges), as BGR 0-255 floats,
+/// channels-last, zero-padded at the bottom and right to multiples of 32. Straight into
+/// floats in two separable passes: a third of the time of the `image` crate's triangle
+/// filter into 8 bits, which took most of a shrunk photo's detection time.
+fn bgr_input(rgb: &RgbImage, sw: usize, sh: usize) -> Map {
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-    let mut map = Map::zeros(h.div_ceil(ALIGN) * ALIGN, w.div_ceil(ALIGN) * ALIGN, 3);
-    for (y, row) in rgb.as_raw().chunks_exact(w * 3).enumerate() {
-        let out = &mut map.data[y * map.w * 3..][..w * 3];
-        for (o, p) in out.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
-            o[0] = p[2] as f32;
-            o[1] = p[1] as f32;
-            o[2] = p[0] as f32;
+    let mut map = Map::zeros(sh.div_ceil(ALIGN) * ALIGN, sw.div_ceil(ALIGN) * ALIGN, 3);
+    let src = rgb.as_raw();
+    let bgr = |out: &mut [f32], p: &[u8], k: f32| {
+        out[0] += p[2] as f32 * k;
+        out[1] += p[1] as f32 * k;
+        out[2] += p[0] as f32 * k;
+    };
+    if (sw, sh) == (w, h) {
+        for (y, row) in src.chunks_exact(w * 3).enumerate() {
+            let out = &mut map.data[y * map.w * 3..][..w * 3];
+            for (o, p) in out.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
+                bgr(o, p, 1.0);
+            }
+        }
+        return map;
+    }
+    let (xs, ys) = (area_weights(w, sw), area_weights(h, sh));
+    // Horizontal pass: every photo row to `sw` pixels.
+    let mut rows = vec![0f32; h * sw * 3];
+    for (row, out) in src.chunks_exact(w * 3).zip(rows.chunks_exact_mut(sw * 3)) {
+        for ((first, weights), o) in xs.iter().zip(out.chunks_exact_mut(3)) {
+            for (i, &k) in weights.iter().enumerate() {
+                bgr(o, &row[(first + i) * 3..][..3], k);
+            }
+        }
+    }
+    // Vertical pass into the padded map.
+    for (y, (first, weights)) in ys.iter().enumerate() {
+        let out = &mut map.data[y * map.w * 3..][..sw * 3];
+        for (i, &k) in weights.iter().enumerate() {
+            for (o, &v) in out.iter_mut().zip(&rows[(first + i) * sw * 3..][..sw * 3]) {
+                *o += v * k;
+            }
         }
     }
     map
+}
+
+/// For each of `dst` output pixels along an axis of `src` photo pixels (`dst <= src`): the
+/// first photo pixel it covers and the weights of the pixels it covers (summing to 1).
+fn area_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = src as f64 / dst as f64;
+    (0..dst)
+        .map(|o| {
+            let (a, b) = (o as f64 * scale, ((o + 1) as f64 * scale).min(src as f64));
+            let first = a.floor() as usize;
+            let last = (b.ceil() as usize).clamp(first + 1, src);
+            let weights = (first..last)
+                .map(|i| (((i + 1) as f64).min(b) - (i as f64).max(a)) / (b - a))
+                .map(|k| k as f32)
+                .collect();
+            (first, weights)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn area_weights_cover_each_output_pixel_once_and_sum_to_one() {
+        for (src, dst) in [(640, 320), (640, 480), (1666, 640), (7, 3), (5, 5)] {
+            let ws = area_weights(src, dst);
+            let mut coverage = vec![0f64; src];
+            for (first, w) in &ws {
+                assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                for (i, &k) in w.iter().enumerate() {
+                    coverage[first + i] += k as f64 * src as f64 / dst as f64;
+                }
+            }
+            // Every photo pixel is used, in full, once.
+            assert!(
+                coverage.iter().all(|c| (c - 1.0).abs() < 1e-4),
+                "{src}->{dst}"
+            );
+        }
+    }
+
+    #[test]
+    fn shrinking_averages_and_swaps_to_bgr_with_zero_padding() {
+        // A 4x2 photo of two 2x2 blocks, shrunk to 2x1: each output pixel is its block's mean.
+        let rgb = RgbImage::from_fn(4, 2, |x, y| {
+            if x < 2 {
+                image::Rgb([10 + y as u8 * 10, 0, 200])
+            } else {
+                image::Rgb([0, 50, 0])
+            }
+        });
+        let m = bgr_input(&rgb, 2, 1);
+        assert_eq!((m.h, m.w, m.c), (32, 32, 3));
+        assert_eq!(&m.data[..6], &[200.0, 0.0, 15.0, 0.0, 50.0, 0.0]);
+        assert!(m.data[6..].iter().all(|&v| v == 0.0));
+    }
 }
