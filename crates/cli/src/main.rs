@@ -35,6 +35,7 @@ enum Command {
     Predict(cmd::predict::PredictArgs),
     Robustness(cmd::robustness::RobustnessArgs),
     Serve(cmd::serve::ServeArgs),
+    Video(cmd::video::VideoArgs),
     Bench(cmd::bench::BenchArgs),
 }
 
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => cmd::predict::run(a),
         Command::Robustness(a) => cmd::robustness::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Video(a) => cmd::video::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };
     match result {

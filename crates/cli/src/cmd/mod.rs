@@ -11,3 +11,4 @@ pub mod predict;
 pub mod robustness;
 pub mod serve;
 pub mod train;
+pub mod video;

@@ -44,21 +44,8 @@ pub struct PredictArgs {
     /// Treat each image as one face crop (no detection), as in CK+ or FER2013 exports.
     #[arg(long)]
     no_detect: bool,
-    /// Smallest face to keep: the longer side of its box, in pixels of the photo.
-    #[arg(long, value_name = "PX", default_value_t = DetectOptions::default().min_face)]
-    min_face: u32,
-    /// Smallest detector score to keep, 0 to 1 (0.9 and up: clear faces only; lower finds
-    /// more small, blurred and turned faces, and more false ones).
-    #[arg(long, value_name = "S", default_value_t = DetectOptions::default().min_score)]
-    min_score: f32,
-    /// Longest side, in pixels, the detector sees; larger photos are shrunk for it. Faces
-    /// below about 10 pixels at that size are missed: `full` keeps the photo's own size (for
-    /// crowds of small faces; slower on large photos).
-    #[arg(long, value_name = "PX|full", default_value_t = DetectOptions::default().size)]
-    detect_size: DetectSize,
-    /// Frame each face by its box instead of turning it upright by its landmarks.
-    #[arg(long)]
-    no_align: bool,
+    #[command(flatten)]
+    faces: FaceArgs,
     /// Classes listed per face in the table (JSON and CSV always give all).
     #[arg(long, value_name = "K", default_value_t = 3)]
     top: usize,
@@ -79,6 +66,42 @@ pub struct PredictArgs {
     threads: Option<usize>,
 }
 
+/// How faces are found and framed: shared by `predict` and `video`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaceArgs {
+    /// Smallest face to keep: the longer side of its box, in pixels of the photo.
+    #[arg(long, value_name = "PX", default_value_t = DetectOptions::default().min_face)]
+    min_face: u32,
+    /// Smallest detector score to keep, 0 to 1 (0.9 and up: clear faces only; lower finds
+    /// more small, blurred and turned faces, and more false ones).
+    #[arg(long, value_name = "S", default_value_t = DetectOptions::default().min_score)]
+    min_score: f32,
+    /// Longest side, in pixels, the detector sees; larger photos are shrunk for it. Faces
+    /// below about 10 pixels at that size are missed: `full` keeps the photo's own size (for
+    /// crowds of small faces; slower on large photos).
+    #[arg(long, value_name = "PX|full", default_value_t = DetectOptions::default().size)]
+    detect_size: DetectSize,
+    /// Frame each face by its box instead of turning it upright by its landmarks.
+    #[arg(long)]
+    no_align: bool,
+}
+
+impl FaceArgs {
+    /// The options, checked; `no_detect` takes each image whole as one face.
+    pub fn options(&self, no_detect: bool) -> Result<FaceOptions> {
+        let detect = DetectOptions {
+            min_face: self.min_face,
+            min_score: self.min_score,
+            size: self.detect_size,
+        };
+        detect.check().map_err(anyhow::Error::msg)?;
+        Ok(FaceOptions {
+            detect: (!no_detect).then_some(detect),
+            align: !self.no_align,
+        })
+    }
+}
+
 /// Images decoded and predicted together (bounds memory on large folders).
 const GROUP: usize = 32;
 
@@ -95,17 +118,7 @@ pub fn run(args: PredictArgs) -> Result<i32> {
     }
     let predictor = load_predictor(args.model.as_deref(), &args.device)?;
     let classes = predictor.meta.classes.clone();
-    let options = FaceOptions {
-        detect: (!args.no_detect).then_some(DetectOptions {
-            min_face: args.min_face,
-            min_score: args.min_score,
-            size: args.detect_size,
-        }),
-        align: !args.no_align,
-    };
-    if let Some(d) = &options.detect {
-        d.check().map_err(anyhow::Error::msg)?;
-    }
+    let options = args.faces.options(args.no_detect)?;
     if let Some(dir) = &args.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -351,7 +364,7 @@ fn print_csv(path: &str, pred: &ImagePrediction) {
     }
 }
 
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

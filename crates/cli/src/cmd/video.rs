@@ -1,0 +1,362 @@
+//! `ferrite video`: emotions over time in video files, one timeline per tracked face.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ferrite_infer::detect::{FaceBox, LANDMARKS};
+use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
+use ferrite_video::{Frames, Tracker, probe};
+use image::DynamicImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::cmd::predict::{FaceArgs, load_predictor};
+use crate::cmd::train::{stop_on_ctrl_c, stopping};
+
+/// Follow the faces of video files over time and name their emotions frame by frame.
+///
+/// Frames are decoded by the `ffmpeg` program (install it: `apt-get install ffmpeg`), with
+/// their exact presentation times (variable frame rates and edit lists included). Each
+/// sampled frame's faces are found, framed and classified as `ferrite predict` does, and
+/// followed from frame to frame: each face keeps a `track` id while it is on screen (by box
+/// overlap and landmark distance, through up to a second of missed detections).
+///
+/// Outputs, written as the video goes (constant memory) into temporary files that become
+/// --csv / --json only when the run completes: one row per sampled frame and face, and one
+/// row with no face for a sampled frame without any, so gaps show. A summary per track is
+/// printed: time on screen and the share of each top emotion.
+///
+/// CSV columns: video, frame (index in the video), time (seconds), track, x, y, width,
+/// height, score, the five landmarks' x and y, emotion, then one probability per class.
+///
+/// Examples:
+///   ferrite video interview.mp4 --csv emotions.csv
+///   ferrite video session.mov --fps 5 --start 60 --end 120 --json emotions.json
+#[derive(Debug, Args)]
+pub struct VideoArgs {
+    /// Video files (anything ffmpeg reads).
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// Model file [default: the built-in model].
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Frames to analyse per second of video, sampled by time [default: every frame].
+    #[arg(long, value_name = "N")]
+    fps: Option<f64>,
+    /// Start at this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    start: Option<f64>,
+    /// Stop at this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    end: Option<f64>,
+    /// Write the rows as CSV to this file.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Write the rows as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    faces: FaceArgs,
+    /// cpu, or gpu[:N] in a build with `--features gpu`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// CPU threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// An output file written under a temporary name beside it, renamed when complete.
+struct Output {
+    path: PathBuf,
+    file: std::io::BufWriter<tempfile::NamedTempFile>,
+}
+
+impl Output {
+    fn create(path: &Path) -> Result<Output> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(ferrite_data::atomic::TEMP_PREFIX)
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Output {
+            path: path.to_path_buf(),
+            file: std::io::BufWriter::new(tmp),
+        })
+    }
+
+    fn finish(self) -> Result<()> {
+        let tmp = self.file.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// What the summary counts per track.
+#[derive(Default)]
+struct TrackSummary {
+    first: f64,
+    last: f64,
+    frames: u64,
+    top: BTreeMap<String, u64>,
+}
+
+pub fn run(args: VideoArgs) -> Result<i32> {
+    if let Some(t) = args.threads {
+        ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
+    }
+    if args.fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
+        bail!("--fps must be a positive number");
+    }
+    if let (Some(s), Some(e)) = (args.start, args.end)
+        && e <= s
+    {
+        bail!("--end must be after --start");
+    }
+    let options = args.faces.options(false)?;
+    // Check every video and the outputs before the long work starts.
+    for f in &args.files {
+        probe(f)?;
+    }
+    let mut csv = args.csv.as_deref().map(Output::create).transpose()?;
+    let mut json_out = args.json.as_deref().map(Output::create).transpose()?;
+    let predictor = load_predictor(args.model.as_deref(), &args.device)?;
+    let classes = predictor.meta.classes.clone();
+    if let Some(out) = &mut csv {
+        let mut header = "video,frame,time,track,x,y,width,height,score".to_string();
+        for l in LANDMARKS {
+            header.push_str(&format!(",{l}_x,{l}_y"));
+        }
+        header.push_str(",emotion");
+        for c in &classes {
+            header.push_str(&format!(",{c}"));
+        }
+        writeln!(out.file, "{header}")?;
+    }
+    if let Some(out) = &mut json_out {
+        write!(
+            out.file,
+            "{{\"model\":{},\"classes\":{},\"rows\":[",
+            json!(predictor.source),
+            json!(classes)
+        )?;
+    }
+    stop_on_ctrl_c()?;
+    let mut rows_written = 0u64;
+    for file in &args.files {
+        let name = file.display().to_string();
+        let summary = analyse(file, &args, &options, &predictor, |row| {
+            if let Some(out) = &mut csv {
+                writeln!(out.file, "{}", csv_row(&name, &row, &classes))?;
+            }
+            if let Some(out) = &mut json_out {
+                if rows_written > 0 {
+                    write!(out.file, ",")?;
+                }
+                write!(out.file, "{}", json_row(&name, &row, &classes))?;
+            }
+            rows_written += 1;
+            Ok(())
+        })?;
+        let Some(summary) = summary else {
+            eprintln!(
+                "interrupted: no output file written{}",
+                if args.csv.is_some() || args.json.is_some() {
+                    " (the partial ones are removed)"
+                } else {
+                    ""
+                }
+            );
+            return Ok(130);
+        };
+        print_summary(&name, &summary);
+    }
+    if let Some(out) = csv {
+        out.finish()?;
+    }
+    if let Some(mut out) = json_out {
+        write!(out.file, "]}}")?;
+        out.finish()?;
+    }
+    Ok(0)
+}
+
+/// One output row: a face of a sampled frame, or the frame alone when it has none.
+struct Row {
+    frame: u64,
+    time: f64,
+    face: Option<(u64, FaceBox, Vec<f32>, usize)>,
+}
+
+/// Runs one video, handing each row to `emit`; the per-track summary, or `None` when
+/// stopped by Ctrl-C.
+fn analyse(
+    file: &Path,
+    args: &VideoArgs,
+    options: &FaceOptions,
+    predictor: &Predictor,
+    mut emit: impl FnMut(Row) -> Result<()>,
+) -> Result<Option<BTreeMap<u64, TrackSummary>>> {
+    let info = probe(file)?;
+    let mut frames = Frames::open(file, args.start, args.end)?;
+    let bar = progress(&info, args);
+    let mut next_sample = f64::NEG_INFINITY;
+    let mut tracker: Option<Tracker> = None;
+    let mut summary: BTreeMap<u64, TrackSummary> = BTreeMap::new();
+    let (started, mut sampled) = (Instant::now(), 0u64);
+    while let Some(frame) = frames.next_frame() {
+        let frame = frame?;
+        if stopping() {
+            bar.finish_and_clear();
+            return Ok(None);
+        }
+        bar.set_position((frame.time * 1000.0).max(0.0) as u64);
+        if let Some(fps) = args.fps {
+            if frame.time + 1e-9 < next_sample {
+                continue;
+            }
+            // The next sample time after this frame, on the grid started by the first frame.
+            let step = 1.0 / fps;
+            next_sample = if next_sample.is_finite() {
+                next_sample
+            } else {
+                frame.time
+            };
+            while next_sample <= frame.time + 1e-9 {
+                next_sample += step;
+            }
+        }
+        sampled += 1;
+        // Faces missed for up to a second keep their track.
+        let tracker = tracker.get_or_insert_with(|| {
+            let rate = args.fps.unwrap_or(30.0);
+            Tracker::new(rate.ceil() as u32)
+        });
+        let image = DynamicImage::ImageRgb8(frame.image);
+        let found =
+            find_faces(std::slice::from_ref(&image), options).map_err(anyhow::Error::msg)?;
+        let pred = classify_faces(found, predictor).remove(0);
+        let boxes: Vec<FaceBox> = pred.faces.iter().filter_map(|f| f.bbox).collect();
+        let ids = tracker.update(&boxes);
+        if pred.faces.is_empty() {
+            emit(Row {
+                frame: frame.index,
+                time: frame.time,
+                face: None,
+            })?;
+        }
+        for (f, id) in pred.faces.into_iter().zip(ids) {
+            let s = summary.entry(id).or_insert_with(|| TrackSummary {
+                first: frame.time,
+                ..TrackSummary::default()
+            });
+            s.last = frame.time;
+            s.frames += 1;
+            *s.top
+                .entry(predictor.meta.classes[f.top].clone())
+                .or_default() += 1;
+            let bbox = f.bbox.expect("detected faces have boxes");
+            emit(Row {
+                frame: frame.index,
+                time: frame.time,
+                face: Some((id, bbox, f.probabilities, f.top)),
+            })?;
+        }
+        bar.set_message(format!(
+            "{:.1} frames/s",
+            sampled as f64 / started.elapsed().as_secs_f64()
+        ));
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "{}: {sampled} frames analysed in {:.1} s ({:.1} frames/s)",
+        file.display(),
+        started.elapsed().as_secs_f64(),
+        sampled as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(Some(summary))
+}
+
+fn progress(info: &ferrite_video::decode::Probe, args: &VideoArgs) -> ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let end = args.end.or(info.duration).unwrap_or(0.0);
+    ProgressBar::new((end * 1000.0) as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {msg} [{elapsed} < {eta}]").expect("valid template"),
+    )
+}
+
+fn csv_row(video: &str, row: &Row, classes: &[String]) -> String {
+    let mut out = format!(
+        "{},{},{:.6}",
+        crate::cmd::predict::csv_field(video),
+        row.frame,
+        row.time
+    );
+    match &row.face {
+        None => out.push_str(&",".repeat(6 + 10 + 1 + classes.len())),
+        Some((id, b, probs, top)) => {
+            out.push_str(&format!(
+                ",{id},{:.1},{:.1},{:.1},{:.1},{:.4}",
+                b.x, b.y, b.width, b.height, b.score
+            ));
+            for v in b.landmarks.iter().flatten() {
+                out.push_str(&format!(",{v:.1}"));
+            }
+            out.push_str(&format!(",{}", classes[*top]));
+            for p in probs {
+                out.push_str(&format!(",{p:.5}"));
+            }
+        }
+    }
+    out
+}
+
+fn json_row(video: &str, row: &Row, classes: &[String]) -> Value {
+    let mut v = json!({"video": video, "frame": row.frame, "time": row.time});
+    if let Some((id, b, probs, top)) = &row.face {
+        v["track"] = json!(id);
+        v["box"] = json!({"x": b.x, "y": b.y, "width": b.width, "height": b.height});
+        v["score"] = json!(b.score);
+        v["landmarks"] = LANDMARKS
+            .iter()
+            .zip(b.landmarks)
+            .map(|(n, p)| (n.to_string(), json!(p)))
+            .collect();
+        v["emotion"] = json!(classes[*top]);
+        v["probabilities"] = classes
+            .iter()
+            .zip(probs)
+            .map(|(c, p)| (c.clone(), json!(p)))
+            .collect();
+    }
+    v
+}
+
+fn print_summary(video: &str, tracks: &BTreeMap<u64, TrackSummary>) {
+    println!("{video}: {} track(s)", tracks.len());
+    for (id, t) in tracks {
+        let mut shares: Vec<(&String, &u64)> = t.top.iter().collect();
+        shares.sort_by(|a, b| b.1.cmp(a.1));
+        let shares: Vec<String> = shares
+            .iter()
+            .map(|(c, n)| format!("{c} {:.0} %", 100.0 * **n as f64 / t.frames as f64))
+            .collect();
+        println!(
+            "  track {id}: {:.2}-{:.2} s, {} frames; {}",
+            t.first,
+            t.last,
+            t.frames,
+            shares.join(", ")
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! `ferrite video` on the real clips of `../shared/data/video` (read there, never copied):
+//! tracks, exact times, frames without faces, two people at once, and bad input. Needs the
+//! `ffmpeg` program (`.ci/run` installs it); without the clips the tests say SKIPPED (a
+//! failure under `FERRITE_REQUIRE_DATA=1`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{ferrite, real_file};
+
+fn clip(name: &str) -> Option<PathBuf> {
+    real_file(&format!("video/{name}"))
+}
+
+/// The rows of a `--csv` output, as column -> value maps.
+fn rows(csv: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn run_video(args: &[&str]) -> (Vec<BTreeMap<String, String>>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rows.csv");
+    let mut all = vec!["video"];
+    all.extend_from_slice(args);
+    all.extend(["--csv", csv.to_str().unwrap()]);
+    let out = ferrite(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (rows(&csv), String::from_utf8(out.stdout).unwrap())
+}
+
+fn time(r: &BTreeMap<String, String>) -> f64 {
+    r["time"].parse().unwrap()
+}
+
+/// Presentation times of every frame, from ffprobe.
+fn ffprobe_times(path: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["frame=best_effort_timestamp_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+#[test]
+fn one_woman_is_one_track_sad_at_first_and_happy_at_the_end() {
+    let Some(video) = clip("WolfgangLanger_Pexels.mp4") else {
+        return;
+    };
+    let (rows, summary) = run_video(&[video.to_str().unwrap(), "--fps", "10"]);
+    let tracks: BTreeSet<&str> = rows.iter().map(|r| r["track"].as_str()).collect();
+    assert_eq!(tracks, BTreeSet::from(["1"]), "{summary}");
+    assert!(
+        rows.len() >= 190,
+        "{} rows at 10 frames/s over 19.7 s",
+        rows.len()
+    );
+    let dominant = |from: f64, to: f64| {
+        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in rows.iter().filter(|r| (from..to).contains(&time(r))) {
+            *count.entry(r["emotion"].as_str()).or_default() += 1;
+        }
+        count.into_iter().max_by_key(|c| c.1).unwrap().0.to_string()
+    };
+    let (first, last) = (dominant(0.0, 3.0), dominant(16.7, 20.0));
+    assert_eq!(last, "happiness");
+    assert_ne!(first, last);
+    assert!(summary.contains("track 1"), "{summary}");
+}
+
+#[test]
+fn variable_frame_rate_times_are_the_streams_and_the_track_ends_with_the_face() {
+    let Some(video) = clip("face_noface.mov") else {
+        return;
+    };
+    let (rows, _) = run_video(&[video.to_str().unwrap()]);
+    // One row per frame here (one face or none), at exactly ffprobe's times.
+    let want = ffprobe_times(&video);
+    let got: Vec<f64> = rows.iter().map(time).collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+    }
+    assert!(
+        got.windows(2).all(|w| w[1] > w[0]),
+        "times strictly increase"
+    );
+    // The face comes first; once it is gone (the title card), rows have no face.
+    let last_face = rows.iter().rposition(|r| !r["track"].is_empty()).unwrap();
+    assert!(
+        last_face > 10 && last_face + 10 < rows.len(),
+        "face until row {last_face} of {}",
+        rows.len()
+    );
+    assert!(
+        rows[last_face + 1..]
+            .iter()
+            .all(|r| r["track"].is_empty() && r["emotion"].is_empty())
+    );
+    assert!(rows[..5].iter().all(|r| r["track"] == "1"));
+}
+
+#[test]
+fn a_video_without_faces_has_a_row_for_every_frame() {
+    let Some(video) = clip("no_face.mp4") else {
+        return;
+    };
+    let (rows, summary) = run_video(&[video.to_str().unwrap()]);
+    assert_eq!(rows.len(), ffprobe_times(&video).len());
+    assert!(rows.iter().all(|r| r["track"].is_empty()));
+    assert!(summary.contains("0 track(s)"), "{summary}");
+}
+
+#[test]
+fn two_people_side_by_side_are_two_tracks_that_never_swap() {
+    let (Some(a), Some(b)) = (clip("single_face.mp4"), clip("WolfgangLanger_Pexels.mp4")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let both = dir.path().join("both.mp4");
+    // Two seconds of each at 24 frames/s, side by side (1280x360).
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-t", "2", "-i"])
+        .arg(&a)
+        .args(["-t", "2", "-i"])
+        .arg(&b)
+        .args([
+            "-filter_complex",
+            "[0:v]fps=24[a];[1:v]fps=24[b];[a][b]hstack=inputs=2",
+            "-an",
+        ])
+        .arg(&both)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (rows, _) = run_video(&[both.to_str().unwrap()]);
+    // Track by side: the man on the left, the woman on the right (640 pixels each).
+    let mut side: BTreeMap<String, BTreeSet<bool>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| !r["track"].is_empty()) {
+        let x: f64 = r["x"].parse().unwrap();
+        side.entry(r["track"].clone())
+            .or_default()
+            .insert(x >= 640.0);
+    }
+    assert_eq!(side.len(), 2, "{side:?}");
+    assert!(
+        side.values().all(|s| s.len() == 1),
+        "a track changed sides: {side:?}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_no_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(&text, b"this is not a video").unwrap();
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    let csv = dir.path().join("out.csv");
+    for bad in [&text, &empty] {
+        let out = ferrite(&[
+            "video",
+            bad.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(bad.to_str().unwrap()) && stderr.contains("not a video"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"));
+        assert!(!csv.exists());
+    }
+    if let Some(video) = clip("single_face.mp4") {
+        // Cut in half: the frames that are there are analysed, then a clear error, no file.
+        let bytes = std::fs::read(&video).unwrap();
+        let cut = dir.path().join("cut.mp4");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        let out = ferrite(&[
+            "video",
+            cut.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cut.mp4"), "{stderr}");
+        assert!(!csv.exists());
+        // An output folder that does not exist: refused before any work.
+        let out = ferrite(&[
+            "video",
+            video.to_str().unwrap(),
+            "--csv",
+            "/nonexistent/dir/out.csv",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/dir/out.csv"));
+        // Without ffmpeg on the PATH: one line saying how to install it.
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+            .args(["video", video.to_str().unwrap()])
+            .env("PATH", dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("apt-get install ffmpeg"), "{stderr}");
+    }
+}
