@@ -20,10 +20,11 @@ use crate::output::{align_numbers, table};
 ///
 /// Each PATH is an image file (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM), a folder (searched
 /// recursively for images) or `-` for one image on standard input (files up to 64 MiB).
-/// Every face is found by the built-in YuNet detector (box, score, five landmarks), turned
-/// upright and framed like a FER2013 face by its landmarks (or, with --no-align, by its box),
-/// turned gray, resized to 48x48 and classified; faces of many images share one batch. Without --model the built-in model is used (`ferrite info --model` describes a
-/// model file; `ferrite predict --help` says which model is built in).
+/// Every face is found by the built-in YuNet detector (box, score, five landmarks), cut as a
+/// square around its box framed like a FER2013 face, turned upright by the line through its
+/// eyes (not with --no-align), turned gray, sampled to 48x48 and classified; faces of many
+/// images share one batch. Without --model the built-in model is used (`ferrite info
+/// --model` describes a model file).
 ///
 /// An image without faces is reported as such; a file that cannot be read is reported on
 /// standard error and the others are still processed (exit code 1 then).
@@ -33,7 +34,9 @@ use crate::output::{align_numbers, table};
 ///   ferrite predict photos/ --json > emotions.json
 ///   ferrite predict photos/ --csv --annotate annotated/
 ///   ferrite predict --no-detect ck_faces/ --model models/ferplus.safetensors
+// Verbatim: the example lines stay lines (clap would join them into one paragraph).
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct PredictArgs {
     /// Images, folders, or - for standard input.
     #[arg(value_name = "PATH", required = true)]

@@ -23,8 +23,7 @@ use crate::output::{align_numbers, table};
 /// not at random), so reports of different models compare face for face. Prints accuracy
 /// and its drop from "as given" per change, without test-time augmentation.
 ///
-/// Example: ferrite robustness --model models/fer2013.safetensors --fer2013 fer2013.csv.gz
-///          --split PublicTest
+/// Example: ferrite robustness --model models/fer2013.safetensors --fer2013 fer2013.csv.gz --split PublicTest
 #[derive(Debug, Args)]
 pub struct RobustnessArgs {
     /// Model file.

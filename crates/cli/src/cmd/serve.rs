@@ -12,16 +12,17 @@ use ferrite_serve::{AppState, ServeConfig};
 ///
 /// Routes: POST /v1/predict (an image as the body, or multipart field `image`; query
 /// options min_face, min_score, detect_size, no_detect, no_align) answers with the same
-/// JSON per image as
-/// `ferrite predict --json`; GET /v1/model, GET /healthz, GET /metrics (Prometheus text),
-/// GET / (the page; everything is embedded, it works offline). Stops on Ctrl-C or SIGTERM
-/// after the requests in flight finish.
+/// JSON per image as `ferrite predict --json`; GET /v1/model, GET /healthz, GET /metrics
+/// (Prometheus text), GET / (the page; everything is embedded, it works offline). Stops on
+/// Ctrl-C or SIGTERM after the requests in flight finish.
 ///
 /// Examples:
 ///   ferrite serve                                   # http://127.0.0.1:8080
 ///   curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/predict
 ///   ferrite serve --addr 0.0.0.0:8080 --model models/ferplus.safetensors
+// Verbatim: the example lines stay lines (clap would join them into one paragraph).
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct ServeArgs {
     /// Model file [default: the built-in model].
     #[arg(long, value_name = "FILE")]

@@ -36,7 +36,9 @@ use crate::cmd::train::{stop_on_ctrl_c, stopping};
 /// Examples:
 ///   ferrite video interview.mp4 --csv emotions.csv
 ///   ferrite video session.mov --fps 5 --start 60 --end 120 --json emotions.json
+// Verbatim: the example lines stay lines (clap would join them into one paragraph).
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct VideoArgs {
     /// Video files (anything ffmpeg reads).
     #[arg(value_name = "FILE", required = true)]
