@@ -6,35 +6,18 @@
 //! `../shared/data/faces-eval/dlib`, which are read there, never copied. Without that folder
 //! the tests that need it say SKIPPED (and fail under `FERRITE_REQUIRE_DATA=1`, as in CI).
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::{manifest_dir, shared};
 
 use ferrite_infer::detect::{DetectOptions, DetectSize, FaceBox, FaceDetector, iou};
 use image::DynamicImage;
 use serde_json::Value;
 
-fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-/// `../shared/data/faces-eval/dlib` (or under `$FERRITE_DATA_DIR`), or `None` after saying so.
 fn dlib_dir() -> Option<PathBuf> {
-    let data = std::env::var_os("FERRITE_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../../../shared/data"));
-    let dir = data.join("faces-eval/dlib");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("FERRITE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-        panic!("{} is missing and FERRITE_REQUIRE_DATA=1", dir.display());
-    }
-    eprintln!(
-        "SKIPPED: {} not found (set FERRITE_DATA_DIR)",
-        dir.display()
-    );
-    None
+    shared("faces-eval/dlib")
 }
 
 fn rect(f: &FaceBox) -> [f32; 4] {

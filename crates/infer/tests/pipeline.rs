@@ -4,7 +4,11 @@
 //! faces (`ferrite eval`). Needs `../shared/data/fer2013` (SKIPPED without it, a failure under
 //! `FERRITE_REQUIRE_DATA=1`). Prints the figures docs/results.md quotes (`-- --nocapture`).
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::{manifest_dir, shared};
 
 use burn::tensor::Device;
 use ferrite_data::SplitRole;
@@ -14,28 +18,8 @@ use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces}
 use ferrite_model::predict::argmax;
 use image::DynamicImage;
 
-fn manifest_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
 fn fer2013() -> Option<PathBuf> {
-    let data = std::env::var_os("FERRITE_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../../../shared/data"));
-    let csv = data.join("fer2013/fer2013.csv.gz");
-    if csv.is_file() {
-        return Some(csv);
-    }
-    if std::env::var("FERRITE_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-        panic!("{} is missing and FERRITE_REQUIRE_DATA=1", csv.display());
-    }
-    eprintln!(
-        "SKIPPED: {} not found (set FERRITE_DATA_DIR)",
-        csv.display()
-    );
-    None
+    shared("fer2013/fer2013.csv.gz")
 }
 
 #[test]

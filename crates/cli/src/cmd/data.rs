@@ -114,6 +114,28 @@ pub fn named_split<'a>(ds: &'a Dataset, name: &str) -> Result<&'a Split> {
     })
 }
 
+/// The split `--split NAME` names, or without it the test split (PrivateTest, FERPlus test,
+/// a folder's `test`, or a folder's only split): what `eval` and `robustness` score.
+pub fn scored_split<'a>(ds: &'a Dataset, name: Option<&str>) -> Result<&'a Split> {
+    match name {
+        Some(name) => named_split(ds, name),
+        None => ds
+            .split_by_role(ferrite_data::SplitRole::Test)
+            .or(if ds.splits.len() == 1 {
+                ds.splits.first()
+            } else {
+                None
+            })
+            .with_context(|| {
+                format!(
+                    "{} has no test split; choose one with --split ({})",
+                    ds.name,
+                    ds.split_names()
+                )
+            }),
+    }
+}
+
 fn stats(data: &DatasetArgs, as_json: bool) -> Result<i32> {
     let start = Instant::now();
     let ds = load(data)?;

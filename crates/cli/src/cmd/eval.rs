@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use ferrite_data::SplitRole;
 use ferrite_model::predict::Tta;
 use serde_json::json;
 
@@ -56,23 +55,7 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
     let (net, meta) = ferrite_model::file::load(&args.model, &device)?;
     let ds = crate::cmd::data::load(&args.data)?;
-    let split = match &args.split {
-        Some(name) => crate::cmd::data::named_split(&ds, name)?,
-        None => ds
-            .split_by_role(SplitRole::Test)
-            .or(if ds.splits.len() == 1 {
-                ds.splits.first()
-            } else {
-                None
-            })
-            .with_context(|| {
-                format!(
-                    "{} has no test split; choose one with --split ({})",
-                    ds.name,
-                    ds.split_names()
-                )
-            })?,
-    };
+    let split = crate::cmd::data::scored_split(&ds, args.split.as_deref())?;
     let tta = match args.tta {
         TtaArg::None => Tta::None,
         TtaArg::Flip => Tta::Flip,

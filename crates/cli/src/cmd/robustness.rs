@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+use ferrite_data::Samples;
 use ferrite_data::perturb::{self, Perturbation};
-use ferrite_data::{Samples, SplitRole};
 use ferrite_model::predict::Tta;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -47,16 +47,7 @@ pub fn run(args: RobustnessArgs) -> Result<i32> {
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
     let (net, meta) = ferrite_model::file::load(&args.model, &device)?;
     let ds = crate::cmd::data::load(&args.data)?;
-    let split = match &args.split {
-        Some(name) => crate::cmd::data::named_split(&ds, name)?,
-        None => ds.split_by_role(SplitRole::Test).with_context(|| {
-            format!(
-                "{} has no test split; choose one with --split ({})",
-                ds.name,
-                ds.split_names()
-            )
-        })?,
-    };
+    let split = crate::cmd::data::scored_split(&ds, args.split.as_deref())?;
     let conditions = perturb::standard_set();
     let bar = if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ProgressBar::hidden()
