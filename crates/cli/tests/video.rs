@@ -246,3 +246,51 @@ fn bad_input_gets_a_clear_error_and_no_output_file() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("apt-get install ffmpeg"), "{stderr}");
 }
+
+#[test]
+fn smoothing_adds_calmer_columns_and_keeps_the_raw_ones() {
+    let Some(video) = clip("single_face.mp4") else {
+        return;
+    };
+    let (raw, _) = run_video(&[video.to_str().unwrap()]);
+    let (smooth, _) = run_video(&[video.to_str().unwrap(), "--smooth", "1"]);
+    assert_eq!(raw.len(), smooth.len());
+    let classes: Vec<String> = raw[0]
+        .keys()
+        .filter(|k| smooth[0].contains_key(&format!("smooth_{k}")))
+        .cloned()
+        .collect();
+    assert!(classes.len() >= 7, "{classes:?}");
+    let value = |r: &BTreeMap<String, String>, k: &str| -> f64 { r[k].parse().unwrap() };
+    // The raw probabilities are those of the run without smoothing.
+    for (a, b) in raw.iter().zip(&smooth) {
+        for c in &classes {
+            assert_eq!(a[c], b[c]);
+        }
+        let sum: f64 = classes
+            .iter()
+            .map(|c| value(b, &format!("smooth_{c}")))
+            .sum();
+        assert!(
+            (sum - 1.0).abs() < 1e-3,
+            "smoothed probabilities sum to {sum}"
+        );
+    }
+    // Smoothed series move less from frame to frame.
+    let variation = |key: &dyn Fn(&str) -> String| -> f64 {
+        classes
+            .iter()
+            .map(|c| {
+                smooth
+                    .windows(2)
+                    .map(|w| (value(&w[1], &key(c)) - value(&w[0], &key(c))).abs())
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let (rough, calm) = (
+        variation(&|c| c.to_string()),
+        variation(&|c| format!("smooth_{c}")),
+    );
+    assert!(calm < 0.5 * rough, "smoothed {calm} vs raw {rough}");
+}

@@ -55,6 +55,11 @@ pub struct VideoArgs {
     /// Stop at this many seconds.
     #[arg(long, value_name = "SECONDS")]
     end: Option<f64>,
+    /// Also give each track's probabilities smoothed over time: an exponential moving
+    /// average with this time constant in seconds (each frame weighs 1 - e^(-dt/T)), in the
+    /// columns smooth_<class> (CSV) or "smoothed" (JSON). The raw values are always kept.
+    #[arg(long, value_name = "SECONDS")]
+    smooth: Option<f64>,
     /// Write the rows as CSV to this file.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
@@ -118,6 +123,9 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     if args.fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
         bail!("--fps must be a positive number");
     }
+    if args.smooth.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
+        bail!("--smooth must be a positive number of seconds");
+    }
     if let (Some(s), Some(e)) = (args.start, args.end)
         && e <= s
     {
@@ -141,6 +149,11 @@ pub fn run(args: VideoArgs) -> Result<i32> {
         for c in &classes {
             header.push_str(&format!(",{c}"));
         }
+        if args.smooth.is_some() {
+            for c in &classes {
+                header.push_str(&format!(",smooth_{c}"));
+            }
+        }
         writeln!(out.file, "{header}")?;
     }
     if let Some(out) = &mut json_out {
@@ -157,7 +170,11 @@ pub fn run(args: VideoArgs) -> Result<i32> {
         let name = file.display().to_string();
         let summary = analyse(file, &args, &options, &predictor, |row| {
             if let Some(out) = &mut csv {
-                writeln!(out.file, "{}", csv_row(&name, &row, &classes))?;
+                writeln!(
+                    out.file,
+                    "{}",
+                    csv_row(&name, &row, &classes, args.smooth.is_some())
+                )?;
             }
             if let Some(out) = &mut json_out {
                 if rows_written > 0 {
@@ -195,7 +212,16 @@ pub fn run(args: VideoArgs) -> Result<i32> {
 struct Row {
     frame: u64,
     time: f64,
-    face: Option<(u64, FaceBox, Vec<f32>, usize)>,
+    face: Option<FaceRow>,
+}
+
+struct FaceRow {
+    track: u64,
+    bbox: FaceBox,
+    probabilities: Vec<f32>,
+    top: usize,
+    /// With --smooth: the track's moving average up to this frame.
+    smoothed: Option<Vec<f32>>,
 }
 
 /// Runs one video, handing each row to `emit`; the per-track summary, or `None` when
@@ -213,6 +239,8 @@ fn analyse(
     let mut next_sample = f64::NEG_INFINITY;
     let mut tracker: Option<Tracker> = None;
     let mut summary: BTreeMap<u64, TrackSummary> = BTreeMap::new();
+    // Per track: the time and smoothed probabilities of its last row.
+    let mut smoothing: BTreeMap<u64, (f64, Vec<f32>)> = BTreeMap::new();
     let (started, mut sampled) = (Instant::now(), 0u64);
     while let Some(frame) = frames.next_frame() {
         let frame = frame?;
@@ -265,11 +293,27 @@ fn analyse(
             *s.top
                 .entry(predictor.meta.classes[f.top].clone())
                 .or_default() += 1;
-            let bbox = f.bbox.expect("detected faces have boxes");
+            let smoothed = args.smooth.map(|tau| {
+                let state = smoothing
+                    .entry(id)
+                    .or_insert_with(|| (frame.time, f.probabilities.clone()));
+                let k = 1.0 - (-(frame.time - state.0).max(0.0) / tau).exp();
+                for (m, p) in state.1.iter_mut().zip(&f.probabilities) {
+                    *m += k as f32 * (p - *m);
+                }
+                state.0 = frame.time;
+                state.1.clone()
+            });
             emit(Row {
                 frame: frame.index,
                 time: frame.time,
-                face: Some((id, bbox, f.probabilities, f.top)),
+                face: Some(FaceRow {
+                    track: id,
+                    bbox: f.bbox.expect("detected faces have boxes"),
+                    top: f.top,
+                    probabilities: f.probabilities,
+                    smoothed,
+                }),
             })?;
         }
         bar.set_message(format!(
@@ -297,36 +341,44 @@ fn progress(info: &ferrite_video::decode::Probe, args: &VideoArgs) -> ProgressBa
     )
 }
 
-fn csv_row(video: &str, row: &Row, classes: &[String]) -> String {
+fn csv_row(video: &str, row: &Row, classes: &[String], smooth: bool) -> String {
     let mut out = format!(
         "{},{},{:.6}",
         crate::cmd::predict::csv_field(video),
         row.frame,
         row.time
     );
-    match &row.face {
-        None => out.push_str(&",".repeat(6 + 10 + 1 + classes.len())),
-        Some((id, b, probs, top)) => {
-            out.push_str(&format!(
-                ",{id},{:.1},{:.1},{:.1},{:.1},{:.4}",
-                b.x, b.y, b.width, b.height, b.score
-            ));
-            for v in b.landmarks.iter().flatten() {
-                out.push_str(&format!(",{v:.1}"));
-            }
-            out.push_str(&format!(",{}", classes[*top]));
-            for p in probs {
-                out.push_str(&format!(",{p:.5}"));
-            }
-        }
+    let Some(f) = &row.face else {
+        let empty = 6 + 10 + 1 + classes.len() * if smooth { 2 } else { 1 };
+        return out + &",".repeat(empty);
+    };
+    let b = &f.bbox;
+    out.push_str(&format!(
+        ",{},{:.1},{:.1},{:.1},{:.1},{:.4}",
+        f.track, b.x, b.y, b.width, b.height, b.score
+    ));
+    for v in b.landmarks.iter().flatten() {
+        out.push_str(&format!(",{v:.1}"));
+    }
+    out.push_str(&format!(",{}", classes[f.top]));
+    for p in f.probabilities.iter().chain(f.smoothed.iter().flatten()) {
+        out.push_str(&format!(",{p:.5}"));
     }
     out
 }
 
 fn json_row(video: &str, row: &Row, classes: &[String]) -> Value {
     let mut v = json!({"video": video, "frame": row.frame, "time": row.time});
-    if let Some((id, b, probs, top)) = &row.face {
-        v["track"] = json!(id);
+    if let Some(f) = &row.face {
+        let b = &f.bbox;
+        let by_class = |p: &[f32]| -> Value {
+            classes
+                .iter()
+                .zip(p)
+                .map(|(c, p)| (c.clone(), json!(p)))
+                .collect()
+        };
+        v["track"] = json!(f.track);
         v["box"] = json!({"x": b.x, "y": b.y, "width": b.width, "height": b.height});
         v["score"] = json!(b.score);
         v["landmarks"] = LANDMARKS
@@ -334,12 +386,11 @@ fn json_row(video: &str, row: &Row, classes: &[String]) -> Value {
             .zip(b.landmarks)
             .map(|(n, p)| (n.to_string(), json!(p)))
             .collect();
-        v["emotion"] = json!(classes[*top]);
-        v["probabilities"] = classes
-            .iter()
-            .zip(probs)
-            .map(|(c, p)| (c.clone(), json!(p)))
-            .collect();
+        v["emotion"] = json!(classes[f.top]);
+        v["probabilities"] = by_class(&f.probabilities);
+        if let Some(m) = &f.smoothed {
+            v["smoothed"] = by_class(m);
+        }
     }
     v
 }
