@@ -294,3 +294,49 @@ fn smoothing_adds_calmer_columns_and_keeps_the_raw_ones() {
     );
     assert!(calm < 0.5 * rough, "smoothed {calm} vs raw {rough}");
 }
+
+#[test]
+fn an_animated_gif_needs_no_ffmpeg_and_keeps_its_frame_delays() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame};
+    // Three frames of a face of the group photo, shown 100, 200 and 300 ms.
+    let group = image::open(common::group_photo()).unwrap().to_rgba8();
+    let face = image::imageops::crop_imm(&group, 850, 222, 92, 112).to_image();
+    let dir = tempfile::tempdir().unwrap();
+    let gif = dir.path().join("face.gif");
+    {
+        let mut enc = GifEncoder::new(std::fs::File::create(&gif).unwrap());
+        for ms in [100, 200, 300] {
+            enc.encode_frame(Frame::from_parts(
+                face.clone(),
+                0,
+                0,
+                Delay::from_numer_denom_ms(ms, 1),
+            ))
+            .unwrap();
+        }
+    }
+    let csv = dir.path().join("rows.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args([
+            "video",
+            gif.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .env("PATH", dir.path()) // no ffmpeg here
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = rows(&csv);
+    let times: Vec<f64> = rows.iter().map(time).collect();
+    assert_eq!(times.len(), 3);
+    for (t, want) in times.iter().zip([0.0, 0.1, 0.3]) {
+        assert!((t - want).abs() < 1e-6, "{times:?}");
+    }
+    assert!(rows.iter().all(|r| r["track"] == "1"), "{rows:?}");
+}

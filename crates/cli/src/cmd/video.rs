@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ferrite_infer::detect::{FaceBox, LANDMARKS};
 use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
-use ferrite_video::{Frames, Tracker, probe};
+use ferrite_video::{Tracker, Video, check};
 use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -20,7 +20,8 @@ use crate::cmd::train::{stop_on_ctrl_c, stopping};
 /// Follow the faces of video files over time and name their emotions frame by frame.
 ///
 /// Frames are decoded by the `ffmpeg` program (install it: `apt-get install ffmpeg`), with
-/// their exact presentation times (variable frame rates and edit lists included). Each
+/// their exact presentation times (variable frame rates and edit lists included); animated
+/// GIF and PNG files need no ffmpeg. Each
 /// sampled frame's faces are found, framed and classified as `ferrite predict` does, and
 /// followed from frame to frame: each face keeps a `track` id while it is on screen (by box
 /// overlap and landmark distance, through up to a second of missed detections).
@@ -134,7 +135,7 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     let options = args.faces.options(false)?;
     // Check every video and the outputs before the long work starts.
     for f in &args.files {
-        probe(f)?;
+        check(f)?;
     }
     let mut csv = args.csv.as_deref().map(Output::create).transpose()?;
     let mut json_out = args.json.as_deref().map(Output::create).transpose()?;
@@ -233,9 +234,9 @@ fn analyse(
     predictor: &Predictor,
     mut emit: impl FnMut(Row) -> Result<()>,
 ) -> Result<Option<BTreeMap<u64, TrackSummary>>> {
-    let info = probe(file)?;
-    let mut frames = Frames::open(file, args.start, args.end)?;
-    let bar = progress(&info, args);
+    let duration = check(file)?;
+    let mut frames = Video::open(file, args.start, args.end)?;
+    let bar = progress(duration, args);
     let mut next_sample = f64::NEG_INFINITY;
     let mut tracker: Option<Tracker> = None;
     let mut summary: BTreeMap<u64, TrackSummary> = BTreeMap::new();
@@ -331,11 +332,11 @@ fn analyse(
     Ok(Some(summary))
 }
 
-fn progress(info: &ferrite_video::decode::Probe, args: &VideoArgs) -> ProgressBar {
+fn progress(duration: Option<f64>, args: &VideoArgs) -> ProgressBar {
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return ProgressBar::hidden();
     }
-    let end = args.end.or(info.duration).unwrap_or(0.0);
+    let end = args.end.or(duration).unwrap_or(0.0);
     ProgressBar::new((end * 1000.0) as u64).with_style(
         ProgressStyle::with_template("{bar:30} {msg} [{elapsed} < {eta}]").expect("valid template"),
     )
