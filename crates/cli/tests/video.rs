@@ -324,6 +324,7 @@ fn an_animated_gif_needs_no_ffmpeg_and_keeps_its_frame_delays() {
             "--csv",
             csv.to_str().unwrap(),
         ])
+        .args(["--plot", dir.path().join("plot.png").to_str().unwrap()])
         .env("PATH", dir.path()) // no ffmpeg here
         .output()
         .unwrap();
@@ -339,4 +340,7 @@ fn an_animated_gif_needs_no_ffmpeg_and_keeps_its_frame_delays() {
         assert!((t - want).abs() < 1e-6, "{times:?}");
     }
     assert!(rows.iter().all(|r| r["track"] == "1"), "{rows:?}");
+    // The timeline: one panel for the one track.
+    let plot = image::open(dir.path().join("plot.png")).unwrap();
+    assert_eq!((plot.width(), plot.height()), (1100, 290));
 }

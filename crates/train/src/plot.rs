@@ -276,3 +276,106 @@ pub fn learning_curve(lines: &[CurveLine], title: &str, path: &Path) -> Result<(
     }
     save_rgb(buffer, w, h, path)
 }
+
+/// One track of a video: (seconds, class probabilities) per sampled frame.
+pub struct Track {
+    pub id: u64,
+    pub points: Vec<(f64, Vec<f32>)>,
+}
+
+/// Emotions over time (`ferrite video --plot`): one panel per track, seconds on x, one line
+/// per class; at most `max_panels` tracks, the longest on screen.
+pub fn timeline(
+    tracks: &[Track],
+    classes: &[String],
+    span: (f64, f64),
+    title: &str,
+    path: &Path,
+) -> Result<(), String> {
+    const MAX_PANELS: usize = 6;
+    register_font();
+    let mut shown: Vec<&Track> = tracks.iter().filter(|t| !t.points.is_empty()).collect();
+    shown.sort_by_key(|t| std::cmp::Reverse(t.points.len()));
+    shown.truncate(MAX_PANELS);
+    shown.sort_by_key(|t| t.id);
+    let panels = shown.len().max(1) as u32;
+    let (w, h) = (1100u32, 60 + 230 * panels);
+    let colors = [
+        RGBColor(120, 120, 120),
+        RGBColor(230, 160, 0),
+        RGBColor(0, 160, 220),
+        RGBColor(40, 80, 200),
+        RGBColor(210, 30, 40),
+        RGBColor(60, 160, 60),
+        RGBColor(150, 60, 180),
+        RGBColor(120, 70, 30),
+    ];
+    let (t0, t1) = (span.0, span.1.max(span.0 + 1e-3));
+    let mut buffer = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let root = root.titled(title, (FONT, 20)).map_err(err)?;
+        if shown.is_empty() {
+            root.draw_text(
+                "no faces",
+                &(FONT, 18).into_text_style(&root),
+                (w as i32 / 2 - 40, 80),
+            )
+            .map_err(err)?;
+        }
+        for (panel, track) in root.split_evenly((panels as usize, 1)).iter().zip(&shown) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("track {}", track.id), (FONT, 16))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .right_y_label_area_size(110)
+                .build_cartesian_2d(t0..t1, 0f64..1f64)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_desc("seconds")
+                .light_line_style(WHITE)
+                .label_style((FONT, 12))
+                .draw()
+                .map_err(err)?;
+            for (c, class) in classes.iter().enumerate() {
+                let color = colors[c % colors.len()];
+                // A gap of over a second (the face left the screen) breaks the line.
+                let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+                for (t, p) in &track.points {
+                    if runs
+                        .last()
+                        .unwrap()
+                        .last()
+                        .is_some_and(|&(last, _)| t - last > 1.0)
+                    {
+                        runs.push(Vec::new());
+                    }
+                    runs.last_mut().unwrap().push((*t, p[c] as f64));
+                }
+                for (k, run) in runs.into_iter().enumerate() {
+                    let series = chart
+                        .draw_series(LineSeries::new(run, color.stroke_width(2)))
+                        .map_err(err)?;
+                    if k == 0 {
+                        series.label(class.as_str()).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                        });
+                    }
+                }
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font((FONT, 12))
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    save_rgb(buffer, w, h, path)
+}

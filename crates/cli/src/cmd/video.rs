@@ -67,6 +67,10 @@ pub struct VideoArgs {
     /// Write the rows as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Draw the emotions over time to this PNG: one panel per track (the six longest),
+    /// seconds on x, one line per class. (Keeps each track's probabilities in memory.)
+    #[arg(long, value_name = "PNG")]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     faces: FaceArgs,
     /// cpu, or gpu[:N] in a build with `--features gpu`.
@@ -115,6 +119,8 @@ struct TrackSummary {
     last: f64,
     frames: u64,
     top: BTreeMap<String, u64>,
+    /// With --plot: (seconds, probabilities) per sampled frame.
+    points: Vec<(f64, Vec<f32>)>,
 }
 
 pub fn run(args: VideoArgs) -> Result<i32> {
@@ -198,6 +204,36 @@ pub fn run(args: VideoArgs) -> Result<i32> {
             return Ok(130);
         };
         print_summary(&name, &summary);
+        if let Some(png) = &args.plot {
+            // Several videos: one picture each, the later ones numbered.
+            let path = match args.files.iter().position(|f| f == file) {
+                Some(0) | None => png.clone(),
+                Some(k) => png.with_file_name(format!(
+                    "{}-{}.png",
+                    png.file_stem().unwrap_or_default().to_string_lossy(),
+                    k + 1
+                )),
+            };
+            let tracks: Vec<ferrite_train::plot::Track> = summary
+                .into_iter()
+                .map(|(id, t)| ferrite_train::plot::Track {
+                    id,
+                    points: t.points,
+                })
+                .collect();
+            let span = (
+                args.start.unwrap_or(0.0),
+                tracks
+                    .iter()
+                    .flat_map(|t| t.points.last().map(|p| p.0))
+                    .fold(args.start.unwrap_or(0.0) + 1.0, f64::max),
+            );
+            let title = file
+                .file_name()
+                .map_or(name.clone(), |n| n.to_string_lossy().into_owned());
+            ferrite_train::plot::timeline(&tracks, &classes, span, &title, &path)
+                .map_err(anyhow::Error::msg)?;
+        }
     }
     if let Some(out) = csv {
         out.finish()?;
@@ -291,6 +327,9 @@ fn analyse(
             });
             s.last = frame.time;
             s.frames += 1;
+            if args.plot.is_some() {
+                s.points.push((frame.time, f.probabilities.clone()));
+            }
             *s.top
                 .entry(predictor.meta.classes[f.top].clone())
                 .or_default() += 1;
