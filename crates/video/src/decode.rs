@@ -104,7 +104,8 @@ fn first_line(bytes: &[u8]) -> String {
 
 /// One decoded frame.
 pub struct Frame {
-    /// Position among all the video's frames (0-based), sampled or not.
+    /// Position among the frames decoded (0-based, from the start point when one was
+    /// given), sampled or not.
     pub index: u64,
     /// Presentation time in seconds, as the stream has it.
     pub time: f64,

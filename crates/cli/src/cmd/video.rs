@@ -31,8 +31,9 @@ use crate::cmd::train::{stop_on_ctrl_c, stopping};
 /// row with no face for a sampled frame without any, so gaps show. A summary per track is
 /// printed: time on screen and the share of each top emotion.
 ///
-/// CSV columns: video, frame (index in the video), time (seconds), track, x, y, width,
-/// height, score, the five landmarks' x and y, emotion, then one probability per class.
+/// CSV columns: video, frame (index among the frames decoded, counted from --start), time
+/// (seconds, the stream's own, also after --start), track, x, y, width, height, score, the
+/// five landmarks' x and y, emotion, then one probability per class.
 ///
 /// Examples:
 ///   ferrite video interview.mp4 --csv emotions.csv
