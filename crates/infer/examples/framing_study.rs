@@ -1,14 +1,15 @@
 //! How to frame a detected face for the classifier: the measurements behind `src/align.rs`.
 //!
-//!     cargo run --release -p ferrite-infer --example framing_study -- fer2013.csv.gz
+//!     cargo run --release -p ferrite-infer --example framing_study -- fer2013.csv.gz [MODEL]
 //!
 //! FER2013 faces are shown as photos (enlarged 4x on a 320x320 gray canvas,
 //! [`face_on_canvas`]) and detected. On the first 4,000 Training faces it prints how large
 //! the 48x48 frame is against YuNet's box ([`BOX_SCALE`]). On PublicTest (the split for
-//! choices) it scores `models/fer2013.safetensors` on the faces found, framed each way, beside
-//! the faces as given and the exact inverse of the canvas (what resampling alone costs):
-//! the box's square, the box's square turned upright by the eye line (the default), and the
-//! usual five-point alignment onto a template of where the landmarks fall on average
+//! choices) it scores MODEL (default `models/fer2013.safetensors`) on the faces found,
+//! framed each way, beside the faces as given and the exact inverse of the canvas (what
+//! resampling alone costs): the box's square, the box's square turned upright by the eye
+//! line (the default), and the usual five-point alignment onto a template of where the
+//! landmarks fall on average
 //! (least-squares similarity, Umeyama), which `align.rs` does not use.
 
 use burn::tensor::Device;
@@ -65,7 +66,10 @@ fn fit(from: &[[f32; 2]], to: &[[f32; 2]]) -> Similarity {
 fn main() {
     let csv = std::env::args()
         .nth(1)
-        .expect("usage: framing_study fer2013.csv[.gz]");
+        .expect("usage: framing_study fer2013.csv[.gz] [MODEL]");
+    let model = std::env::args()
+        .nth(2)
+        .unwrap_or("models/fer2013.safetensors".into());
     let data = ferrite_data::fer2013::load_fer2013(csv.as_ref()).expect("readable fer2013.csv");
     let detector = FaceDetector::new(DetectOptions::default()).unwrap();
 
@@ -107,8 +111,8 @@ fn main() {
 
     // PublicTest: accuracy on the faces found, framed each way.
     let val = &data.split_by_role(SplitRole::Val).unwrap().samples;
-    let predictor = Predictor::load(Some("models/fer2013.safetensors".as_ref()), Device::flex())
-        .expect("run from the repository root");
+    let predictor = Predictor::load(Some(model.as_ref()), Device::flex())
+        .expect("a model file (the default path is relative to the repository root)");
     let ways = [
         "as given (48x48)",
         "exact inverse of the canvas",
