@@ -9,8 +9,8 @@
 //! framed each way, beside the faces as given and the exact inverse of the canvas (what
 //! resampling alone costs): the box's square, the box's square turned upright by the eye
 //! line (the default), and the usual five-point alignment onto a template of where the
-//! landmarks fall on average
-//! (least-squares similarity, Umeyama), which `align.rs` does not use.
+//! landmarks fall on average (least-squares similarity, Umeyama), which `align.rs` does not
+//! use.
 
 use burn::tensor::Device;
 use ferrite_data::face::{PIXELS, SIDE};
