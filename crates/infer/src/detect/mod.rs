@@ -132,17 +132,17 @@ impl FaceDetector {
         })
     }
 
-    pub fn options(&self) -> &DetectOptions {
-        &self.options
-    }
-
     /// The faces in `img`.
     pub fn detect(&self, img: &DynamicImage) -> Faces {
         let (w, h) = (img.width(), img.height());
         if w == 0 || h == 0 {
             return Faces::default();
         }
-        let rgb = img.to_rgb8();
+        // An RGB photo (every video frame) is read in place, not copied.
+        let rgb = match img.as_rgb8() {
+            Some(rgb) => std::borrow::Cow::Borrowed(rgb),
+            None => std::borrow::Cow::Owned(img.to_rgb8()),
+        };
         let found = match self.options.size {
             DetectSize::Longest(n) => self.pass(&rgb, n),
             DetectSize::Full if w.max(h) <= TILE => self.pass(&rgb, w.max(h)),
