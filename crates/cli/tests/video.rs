@@ -344,3 +344,163 @@ fn an_animated_gif_needs_no_ffmpeg_and_keeps_its_frame_delays() {
     let plot = image::open(dir.path().join("plot.png")).unwrap();
     assert_eq!((plot.width(), plot.height()), (1100, 290));
 }
+
+/// The codec and start time of each stream of `path`, from ffprobe ("h264 0.000000").
+fn streams(path: &Path) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,start_time",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.replace(',', " "))
+        .collect()
+}
+
+/// Frame `n` of a video as RGB bytes, decoded by ffmpeg.
+fn frame_rgb(path: &Path, n: usize) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-vf", &format!("select=eq(n\\,{n})"), "-frames:v", "1"])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn the_annotated_video_keeps_every_frame_time_and_the_audio_and_shows_the_boxes() {
+    let Some(video) = clip("face_noface.mov") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = dir.path().join("labelled.mp4");
+    let (rows, _) = run_video(&[
+        video.to_str().unwrap(),
+        "--annotate",
+        labelled.to_str().unwrap(),
+    ]);
+    // Variable frame rate: every frame at the source's own time (to the microsecond).
+    let (want, got) = (ffprobe_times(&video), ffprobe_times(&labelled));
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+    }
+    // H.264, and the source's AAC audio, starting when it starts there (2.43 s).
+    let (source, written) = (streams(&video), streams(&labelled));
+    assert!(
+        written.iter().any(|s| s.starts_with("h264 ")),
+        "{written:?}"
+    );
+    let audio_start = |s: &[String]| -> f64 {
+        let a = s
+            .iter()
+            .find(|s| s.starts_with("aac "))
+            .expect("an AAC stream");
+        a[4..].parse().unwrap()
+    };
+    assert!(
+        (audio_start(&written) - audio_start(&source)).abs() < 0.05,
+        "{source:?} vs {written:?}"
+    );
+    // Frame 10's face is boxed: the box's top edge is redrawn, the far corner is the
+    // source's up to compression.
+    let face = rows.iter().find(|r| r["frame"] == "10").unwrap();
+    let num = |k: &str| -> usize { face[k].parse::<f64>().unwrap() as usize };
+    let (a, b) = (frame_rgb(&video, 10), frame_rgb(&labelled, 10));
+    let width = 960;
+    let mean_diff = |x0: usize, x1: usize, y0: usize, y1: usize| -> f64 {
+        let mut sum = 0.0;
+        let mut n = 0.0;
+        for y in y0..y1 {
+            for i in (y * width + x0) * 3..(y * width + x1) * 3 {
+                sum += (a[i] as f64 - b[i] as f64).abs();
+                n += 1.0;
+            }
+        }
+        sum / n
+    };
+    let (x, y, w) = (num("x"), num("y"), num("width"));
+    let edge = mean_diff(x + 4, x + w - 4, y + 1, y + 2);
+    let corner = mean_diff(0, 100, 500, 540);
+    assert!(edge > 40.0 && corner < 8.0, "edge {edge}, corner {corner}");
+}
+
+#[test]
+fn an_annotated_span_starts_at_zero_with_every_frame_and_its_audio() {
+    let Some(video) = clip("WolfgangLanger_Pexels.mp4") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let labelled = dir.path().join("span.mkv");
+    let (rows, _) = run_video(&[
+        video.to_str().unwrap(),
+        "--fps",
+        "5",
+        "--start",
+        "5",
+        "--end",
+        "8",
+        "--annotate",
+        labelled.to_str().unwrap(),
+    ]);
+    assert!((14..=16).contains(&rows.len()), "{} rows", rows.len());
+    // Every frame of the span is in the video (not only the 5 a second analysed), from 0.
+    let span = ffprobe_times(&video)
+        .into_iter()
+        .filter(|t| (5.0..8.0).contains(t))
+        .count();
+    let got = ffprobe_times(&labelled);
+    assert!(got.len().abs_diff(span) <= 1, "{} vs {span}", got.len());
+    assert!(got[0] < 0.05 && got[0] >= 0.0, "first frame at {}", got[0]);
+    let written = streams(&labelled);
+    assert!(written.iter().any(|s| s.starts_with("aac ")), "{written:?}");
+}
+
+#[test]
+fn an_annotated_video_needs_a_writable_path_with_an_extension() {
+    let Some(video) = clip("single_face.mp4") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, says) in [
+        (dir.path().join("labelled"), "extension"),
+        (dir.path().join("nodir/labelled.mp4"), "cannot write"),
+    ] {
+        let out = ferrite(&[
+            "video",
+            video.to_str().unwrap(),
+            "--annotate",
+            bad.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(bad.to_str().unwrap()) && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("frames analysed"),
+            "refused before any work: {stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}

@@ -3,6 +3,7 @@
 use ferrite_data::sheet::draw_text;
 use image::{DynamicImage, Rgb, RgbImage};
 
+use crate::detect::FaceBox;
 use crate::predict::ImagePrediction;
 
 /// One colour per class index, distinct on photos.
@@ -21,81 +22,86 @@ const PALETTE: [[u8; 3]; 8] = [
 /// "Class 87%" above it.
 pub fn annotate(img: &DynamicImage, prediction: &ImagePrediction, classes: &[String]) -> RgbImage {
     let mut out = img.to_rgb8();
-    let (w, h) = out.dimensions();
     for face in &prediction.faces {
-        let Some(f) = face.bbox else { continue };
-        // Whole pixels, inside the image (the box is clipped to it already).
-        let b = PixelBox {
-            x: f.x.round() as u32,
-            y: f.y.round() as u32,
-            width: (f.width.round() as u32).max(1),
-            height: (f.height.round() as u32).max(1),
-        };
-        let color = Rgb(PALETTE[face.top % PALETTE.len()]);
-        let thick = (b.width / 60).clamp(2, 6);
-        fill(&mut out, b.x, b.y, b.width, thick, color);
-        fill(
-            &mut out,
-            b.x,
-            (b.y + b.height).saturating_sub(thick),
-            b.width,
-            thick,
-            color,
-        );
-        fill(&mut out, b.x, b.y, thick, b.height, color);
-        fill(
-            &mut out,
-            (b.x + b.width).saturating_sub(thick),
-            b.y,
-            thick,
-            b.height,
-            color,
-        );
-
+        let Some(f) = &face.bbox else { continue };
         let label = format!(
             "{} {:.0}%",
             classes[face.top],
             face.probabilities[face.top] * 100.0
         );
-        let scale = (b.width / 80).clamp(1, 4);
-        let (tw, th) = (label.len() as u32 * 8 * scale + 4, 8 * scale + 4);
-        // Above the box, or inside its top edge when there is no room above.
-        let ty = if b.y >= th {
-            b.y - th
-        } else {
-            (b.y + thick).min(h.saturating_sub(th))
-        };
-        let tx = b.x.min(w.saturating_sub(tw));
-        fill(&mut out, tx, ty, tw, th, color);
-        draw_text(&mut out, &label, tx + 2, ty + 2, scale, Rgb([0, 0, 0]));
-
-        // Landmarks: a dot in the class colour with a dark rim, visible on any skin.
-        let r = (b.width / 50).clamp(1, 4);
-        for [lx, ly] in f.landmarks {
-            if lx < 0.0 || ly < 0.0 || lx >= w as f32 || ly >= h as f32 {
-                continue;
-            }
-            let (cx, cy) = (lx as u32, ly as u32);
-            let rim = r + 1;
-            fill(
-                &mut out,
-                cx.saturating_sub(rim),
-                cy.saturating_sub(rim),
-                2 * rim + 1,
-                2 * rim + 1,
-                Rgb([0, 0, 0]),
-            );
-            fill(
-                &mut out,
-                cx.saturating_sub(r),
-                cy.saturating_sub(r),
-                2 * r + 1,
-                2 * r + 1,
-                color,
-            );
-        }
+        draw_face(&mut out, f, face.top, &label);
     }
     out
+}
+
+/// Draws one face on `out`: its box and landmarks in the colour of class `top`, and
+/// `label` above the box (inside its top edge when there is no room above).
+pub fn draw_face(out: &mut RgbImage, f: &FaceBox, top: usize, label: &str) {
+    let (w, h) = out.dimensions();
+    // Whole pixels, inside the image.
+    let b = PixelBox {
+        x: (f.x.round().max(0.0) as u32).min(w.saturating_sub(1)),
+        y: (f.y.round().max(0.0) as u32).min(h.saturating_sub(1)),
+        width: (f.width.round() as u32).max(1),
+        height: (f.height.round() as u32).max(1),
+    };
+    let color = Rgb(PALETTE[top % PALETTE.len()]);
+    let thick = (b.width / 60).clamp(2, 6);
+    fill(out, b.x, b.y, b.width, thick, color);
+    fill(
+        out,
+        b.x,
+        (b.y + b.height).saturating_sub(thick),
+        b.width,
+        thick,
+        color,
+    );
+    fill(out, b.x, b.y, thick, b.height, color);
+    fill(
+        out,
+        (b.x + b.width).saturating_sub(thick),
+        b.y,
+        thick,
+        b.height,
+        color,
+    );
+
+    let scale = (b.width / 80).clamp(1, 4);
+    let (tw, th) = (label.len() as u32 * 8 * scale + 4, 8 * scale + 4);
+    let ty = if b.y >= th {
+        b.y - th
+    } else {
+        (b.y + thick).min(h.saturating_sub(th))
+    };
+    let tx = b.x.min(w.saturating_sub(tw));
+    fill(out, tx, ty, tw, th, color);
+    draw_text(out, label, tx + 2, ty + 2, scale, Rgb([0, 0, 0]));
+
+    // Landmarks: a dot in the class colour with a dark rim, visible on any skin.
+    let r = (b.width / 50).clamp(1, 4);
+    for [lx, ly] in f.landmarks {
+        if lx < 0.0 || ly < 0.0 || lx >= w as f32 || ly >= h as f32 {
+            continue;
+        }
+        let (cx, cy) = (lx as u32, ly as u32);
+        let rim = r + 1;
+        fill(
+            out,
+            cx.saturating_sub(rim),
+            cy.saturating_sub(rim),
+            2 * rim + 1,
+            2 * rim + 1,
+            Rgb([0, 0, 0]),
+        );
+        fill(
+            out,
+            cx.saturating_sub(r),
+            cy.saturating_sub(r),
+            2 * r + 1,
+            2 * r + 1,
+            color,
+        );
+    }
 }
 
 struct PixelBox {

@@ -38,7 +38,7 @@ fn program(name: &'static str) -> Command {
     Command::new(name)
 }
 
-fn spawn_error(e: std::io::Error, name: &'static str, path: &Path) -> VideoError {
+pub(crate) fn spawn_error(e: std::io::Error, name: &'static str, path: &Path) -> VideoError {
     if e.kind() == std::io::ErrorKind::NotFound {
         VideoError::NoFfmpeg(name)
     } else {
@@ -93,7 +93,7 @@ pub fn probe(path: &Path) -> Result<Probe, VideoError> {
     }
 }
 
-fn first_line(bytes: &[u8]) -> String {
+pub(crate) fn first_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let line = text
         .lines()

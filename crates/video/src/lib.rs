@@ -5,11 +5,13 @@
 
 pub mod animation;
 pub mod decode;
+pub mod encode;
 pub mod track;
 
 use std::path::Path;
 
 pub use decode::{Frame, VideoError};
+pub use encode::Encoder;
 pub use track::Tracker;
 
 /// The frames of a video file (through `ffmpeg`) or of an animated GIF or PNG (through the

@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use ferrite_infer::annotate::draw_face;
 use ferrite_infer::detect::{FaceBox, LANDMARKS};
 use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
-use ferrite_video::{Tracker, Video, check};
-use image::DynamicImage;
+use ferrite_video::{Encoder, Tracker, Video, check};
+use image::{DynamicImage, RgbImage};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -38,6 +39,7 @@ use crate::cmd::train::{stop_on_ctrl_c, stopping};
 /// Examples:
 ///   ferrite video interview.mp4 --csv emotions.csv
 ///   ferrite video session.mov --fps 5 --start 60 --end 120 --json emotions.json
+///   ferrite video interview.mp4 --annotate labelled.mp4 --plot timeline.png
 // Verbatim: the example lines stay lines (clap would join them into one paragraph).
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -72,6 +74,12 @@ pub struct VideoArgs {
     /// seconds on x, one line per class. (Keeps each track's probabilities in memory.)
     #[arg(long, value_name = "PNG")]
     plot: Option<PathBuf>,
+    /// Write the video with each face boxed and labelled (track id, top emotion) to this
+    /// file, H.264 in the container its extension names (.mp4, .mov, .mkv), every frame at
+    /// its own time, with the source's audio. With --fps, frames between samples show the
+    /// last sample's labels.
+    #[arg(long, value_name = "VIDEO")]
+    annotate: Option<PathBuf>,
     #[command(flatten)]
     faces: FaceArgs,
     /// cpu, or gpu[:N] in a build with `--features gpu`.
@@ -90,13 +98,7 @@ struct Output {
 
 impl Output {
     fn create(path: &Path) -> Result<Output> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(ferrite_data::atomic::TEMP_PREFIX)
-            .tempfile_in(dir)
+        let tmp = ferrite_data::atomic::temp_beside(path, "")
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Output {
             path: path.to_path_buf(),
@@ -144,6 +146,11 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     for f in &args.files {
         check(f)?;
     }
+    if let Some(out) = &args.annotate {
+        for k in 0..args.files.len() {
+            ferrite_video::encode::check_output(&numbered(out, k))?;
+        }
+    }
     let mut csv = args.csv.as_deref().map(Output::create).transpose()?;
     let mut json_out = args.json.as_deref().map(Output::create).transpose()?;
     let predictor = load_predictor(args.model.as_deref(), &args.device)?;
@@ -174,9 +181,9 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     }
     stop_on_ctrl_c()?;
     let mut rows_written = 0u64;
-    for file in &args.files {
+    for (k, file) in args.files.iter().enumerate() {
         let name = file.display().to_string();
-        let summary = analyse(file, &args, &options, &predictor, |row| {
+        let summary = analyse(file, k, &args, &options, &predictor, |row| {
             if let Some(out) = &mut csv {
                 writeln!(
                     out.file,
@@ -196,7 +203,7 @@ pub fn run(args: VideoArgs) -> Result<i32> {
         let Some(summary) = summary else {
             eprintln!(
                 "interrupted: no output file written{}",
-                if args.csv.is_some() || args.json.is_some() {
+                if args.csv.is_some() || args.json.is_some() || args.annotate.is_some() {
                     " (the partial ones are removed)"
                 } else {
                     ""
@@ -206,15 +213,7 @@ pub fn run(args: VideoArgs) -> Result<i32> {
         };
         print_summary(&name, &summary);
         if let Some(png) = &args.plot {
-            // Several videos: one picture each, the later ones numbered.
-            let path = match args.files.iter().position(|f| f == file) {
-                Some(0) | None => png.clone(),
-                Some(k) => png.with_file_name(format!(
-                    "{}-{}.png",
-                    png.file_stem().unwrap_or_default().to_string_lossy(),
-                    k + 1
-                )),
-            };
+            let path = numbered(png, k);
             let tracks: Vec<ferrite_train::plot::Track> = summary
                 .into_iter()
                 .map(|(id, t)| ferrite_train::plot::Track {
@@ -246,6 +245,19 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// With several videos, one output each: the first at `path`, the later ones numbered
+/// (`timeline.png`, `timeline-2.png`...).
+fn numbered(path: &Path, k: usize) -> PathBuf {
+    if k == 0 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    path.with_file_name(match path.extension() {
+        Some(ext) => format!("{stem}-{}.{}", k + 1, ext.to_string_lossy()),
+        None => format!("{stem}-{}", k + 1),
+    })
+}
+
 /// One output row: a face of a sampled frame, or the frame alone when it has none.
 struct Row {
     frame: u64,
@@ -262,10 +274,23 @@ struct FaceRow {
     smoothed: Option<Vec<f32>>,
 }
 
-/// Runs one video, handing each row to `emit`; the per-track summary, or `None` when
-/// stopped by Ctrl-C.
+/// Where the time of a run went, summed over its frames.
+#[derive(Default)]
+struct Timings {
+    /// Waiting for ffmpeg's next frame (it decodes beside us, in its own process).
+    decode: Duration,
+    detect: Duration,
+    /// Framing and classifying the faces found.
+    classify: Duration,
+    /// Drawing and handing frames to the --annotate encoder.
+    encode: Duration,
+}
+
+/// Runs one video (the `k`th), handing each row to `emit`; the per-track summary, or
+/// `None` when stopped by Ctrl-C.
 fn analyse(
     file: &Path,
+    k: usize,
     args: &VideoArgs,
     options: &FaceOptions,
     predictor: &Predictor,
@@ -279,97 +304,191 @@ fn analyse(
     let mut summary: BTreeMap<u64, TrackSummary> = BTreeMap::new();
     // Per track: the time and smoothed probabilities of its last row.
     let mut smoothing: BTreeMap<u64, (f64, Vec<f32>)> = BTreeMap::new();
+    // With --annotate: the encoder (opened at the first frame, which gives the size) and
+    // the labels of the last sampled frame, drawn on the frames until the next sample.
+    let mut encoder: Option<Encoder> = None;
+    let mut labels: Vec<(FaceBox, usize, String)> = Vec::new();
     let (started, mut sampled) = (Instant::now(), 0u64);
-    while let Some(frame) = frames.next_frame() {
+    let mut time = Timings::default();
+    loop {
+        let waited = Instant::now();
+        let Some(frame) = frames.next_frame() else {
+            break;
+        };
         let frame = frame?;
+        time.decode += waited.elapsed();
         if stopping() {
             bar.finish_and_clear();
             return Ok(None);
         }
         bar.set_position((frame.time * 1000.0).max(0.0) as u64);
-        if let Some(fps) = args.fps {
-            if frame.time + 1e-9 < next_sample {
-                continue;
-            }
-            // The next sample time after this frame, on the grid started by the first frame.
-            let step = 1.0 / fps;
-            next_sample = if next_sample.is_finite() {
-                next_sample
-            } else {
-                frame.time
-            };
-            while next_sample <= frame.time + 1e-9 {
-                next_sample += step;
-            }
-        }
-        sampled += 1;
-        // Faces missed for up to a second keep their track.
-        let tracker = tracker.get_or_insert_with(|| {
-            let rate = args.fps.unwrap_or(30.0);
-            Tracker::new(rate.ceil() as u32)
-        });
-        let image = DynamicImage::ImageRgb8(frame.image);
-        let found =
-            find_faces(std::slice::from_ref(&image), options).map_err(anyhow::Error::msg)?;
-        let pred = classify_faces(found, predictor).remove(0);
-        let boxes: Vec<FaceBox> = pred.faces.iter().filter_map(|f| f.bbox).collect();
-        let ids = tracker.update(&boxes);
-        if pred.faces.is_empty() {
-            emit(Row {
-                frame: frame.index,
-                time: frame.time,
-                face: None,
-            })?;
-        }
-        for (f, id) in pred.faces.into_iter().zip(ids) {
-            let s = summary.entry(id).or_insert_with(|| TrackSummary {
-                first: frame.time,
-                ..TrackSummary::default()
-            });
-            s.last = frame.time;
-            s.frames += 1;
-            if args.plot.is_some() {
-                s.points.push((frame.time, f.probabilities.clone()));
-            }
-            *s.top
-                .entry(predictor.meta.classes[f.top].clone())
-                .or_default() += 1;
-            let smoothed = args.smooth.map(|tau| {
-                let state = smoothing
-                    .entry(id)
-                    .or_insert_with(|| (frame.time, f.probabilities.clone()));
-                let k = 1.0 - (-(frame.time - state.0).max(0.0) / tau).exp();
-                for (m, p) in state.1.iter_mut().zip(&f.probabilities) {
-                    *m += k as f32 * (p - *m);
+        let sample = match args.fps {
+            None => true,
+            Some(_) if frame.time + 1e-9 < next_sample => false,
+            Some(fps) => {
+                // The next sample time after this frame, on the grid started by the first
+                // frame.
+                if !next_sample.is_finite() {
+                    next_sample = frame.time;
                 }
-                state.0 = frame.time;
-                state.1.clone()
+                while next_sample <= frame.time + 1e-9 {
+                    next_sample += 1.0 / fps;
+                }
+                true
+            }
+        };
+        if sample {
+            sampled += 1;
+            // Faces missed for up to a second keep their track.
+            let tracker = tracker.get_or_insert_with(|| {
+                let rate = args.fps.unwrap_or(30.0);
+                Tracker::new(rate.ceil() as u32)
             });
-            emit(Row {
-                frame: frame.index,
-                time: frame.time,
-                face: Some(FaceRow {
-                    track: id,
-                    bbox: f.bbox.expect("detected faces have boxes"),
-                    top: f.top,
-                    probabilities: f.probabilities,
-                    smoothed,
-                }),
-            })?;
+            let clock = Instant::now();
+            let image = DynamicImage::ImageRgb8(frame.image);
+            let found =
+                find_faces(std::slice::from_ref(&image), options).map_err(anyhow::Error::msg)?;
+            time.detect += clock.elapsed();
+            let clock = Instant::now();
+            let pred = classify_faces(found, predictor).remove(0);
+            time.classify += clock.elapsed();
+            let DynamicImage::ImageRgb8(image) = image else {
+                unreachable!("made RGB above")
+            };
+            let boxes: Vec<FaceBox> = pred.faces.iter().filter_map(|f| f.bbox).collect();
+            let ids = tracker.update(&boxes);
+            if pred.faces.is_empty() {
+                emit(Row {
+                    frame: frame.index,
+                    time: frame.time,
+                    face: None,
+                })?;
+            }
+            labels.clear();
+            for (f, id) in pred.faces.into_iter().zip(ids) {
+                let s = summary.entry(id).or_insert_with(|| TrackSummary {
+                    first: frame.time,
+                    ..TrackSummary::default()
+                });
+                s.last = frame.time;
+                s.frames += 1;
+                if args.plot.is_some() {
+                    s.points.push((frame.time, f.probabilities.clone()));
+                }
+                let class = &predictor.meta.classes[f.top];
+                *s.top.entry(class.clone()).or_default() += 1;
+                let bbox = f.bbox.expect("detected faces have boxes");
+                if args.annotate.is_some() {
+                    let percent = f.probabilities[f.top] * 100.0;
+                    labels.push((bbox, f.top, format!("#{id} {class} {percent:.0}%")));
+                }
+                let smoothed = args.smooth.map(|tau| {
+                    let state = smoothing
+                        .entry(id)
+                        .or_insert_with(|| (frame.time, f.probabilities.clone()));
+                    let k = 1.0 - (-(frame.time - state.0).max(0.0) / tau).exp();
+                    for (m, p) in state.1.iter_mut().zip(&f.probabilities) {
+                        *m += k as f32 * (p - *m);
+                    }
+                    state.0 = frame.time;
+                    state.1.clone()
+                });
+                emit(Row {
+                    frame: frame.index,
+                    time: frame.time,
+                    face: Some(FaceRow {
+                        track: id,
+                        bbox,
+                        top: f.top,
+                        probabilities: f.probabilities,
+                        smoothed,
+                    }),
+                })?;
+            }
+            if let Some(out) = &args.annotate {
+                let clock = Instant::now();
+                draw_and_encode(
+                    &mut encoder,
+                    &numbered(out, k),
+                    file,
+                    args,
+                    image,
+                    &labels,
+                    frame.time,
+                )?;
+                time.encode += clock.elapsed();
+            }
+        } else if let Some(out) = &args.annotate {
+            let clock = Instant::now();
+            draw_and_encode(
+                &mut encoder,
+                &numbered(out, k),
+                file,
+                args,
+                frame.image,
+                &labels,
+                frame.time,
+            )?;
+            time.encode += clock.elapsed();
         }
         bar.set_message(format!(
             "{:.1} frames/s",
             sampled as f64 / started.elapsed().as_secs_f64()
         ));
     }
+    if let Some(encoder) = encoder {
+        let clock = Instant::now();
+        encoder.finish()?;
+        time.encode += clock.elapsed();
+    }
     bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let per_frame = |d: Duration| d.as_secs_f64() * 1e3 / sampled.max(1) as f64;
     eprintln!(
-        "{}: {sampled} frames analysed in {:.1} s ({:.1} frames/s)",
+        "{}: {sampled} frames analysed in {seconds:.1} s ({:.1} frames/s); per analysed frame: \
+         decode wait {:.1} ms, detect {:.1} ms, classify {:.1} ms{}",
         file.display(),
-        started.elapsed().as_secs_f64(),
-        sampled as f64 / started.elapsed().as_secs_f64()
+        sampled as f64 / seconds,
+        per_frame(time.decode),
+        per_frame(time.detect),
+        per_frame(time.classify),
+        if args.annotate.is_some() {
+            format!(", annotate {:.1} ms", per_frame(time.encode))
+        } else {
+            String::new()
+        }
     );
     Ok(Some(summary))
+}
+
+/// Draws `labels` on a frame and hands it to the --annotate encoder, opening that at the
+/// first frame.
+fn draw_and_encode(
+    encoder: &mut Option<Encoder>,
+    out: &Path,
+    source: &Path,
+    args: &VideoArgs,
+    mut image: RgbImage,
+    labels: &[(FaceBox, usize, String)],
+    time: f64,
+) -> Result<()> {
+    if encoder.is_none() {
+        *encoder = Some(Encoder::create(
+            out,
+            source,
+            image.dimensions(),
+            args.start,
+            args.end,
+        )?);
+    }
+    for (bbox, top, label) in labels {
+        draw_face(&mut image, bbox, *top, label);
+    }
+    encoder
+        .as_mut()
+        .expect("opened above")
+        .write(time, &image)?;
+    Ok(())
 }
 
 fn progress(duration: Option<f64>, args: &VideoArgs) -> ProgressBar {
