@@ -23,6 +23,8 @@ pub enum VideoError {
     Unreadable { path: String, detail: String },
     #[error("{path}: {detail}")]
     Io { path: String, detail: String },
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// What `ffprobe` says about the first video stream.

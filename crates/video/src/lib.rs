@@ -3,6 +3,7 @@
 //! followed from frame to frame as tracks, and one row per sampled frame and face written as
 //! they come (memory stays constant however long the video).
 
+pub mod analyse;
 pub mod animation;
 pub mod decode;
 pub mod encode;
@@ -10,6 +11,7 @@ pub mod track;
 
 use std::path::Path;
 
+pub use analyse::{AnalysedFrame, Analysis, Settings, TrackedFace};
 pub use decode::{Frame, VideoError};
 pub use encode::Encoder;
 pub use track::Tracker;

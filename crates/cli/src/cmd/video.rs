@@ -9,9 +9,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ferrite_infer::annotate::draw_face;
 use ferrite_infer::detect::{FaceBox, LANDMARKS};
-use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
-use ferrite_video::{Encoder, Tracker, Video, check};
-use image::{DynamicImage, RgbImage};
+use ferrite_infer::predict::Predictor;
+use ferrite_video::{Analysis, Encoder, Settings, check};
+use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -130,18 +130,25 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     if let Some(t) = args.threads {
         ferrite_model::device::set_threads(t).map_err(anyhow::Error::msg)?;
     }
-    if args.fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
-        bail!("--fps must be a positive number");
-    }
     if args.smooth.is_some_and(|t| !(t > 0.0 && t.is_finite())) {
         bail!("--smooth must be a positive number of seconds");
     }
-    if let (Some(s), Some(e)) = (args.start, args.end)
-        && e <= s
-    {
-        bail!("--end must be after --start");
+    let settings = Settings {
+        fps: args.fps,
+        start: args.start,
+        end: args.end,
+        faces: args.faces.options(false)?,
+    };
+    if let Err(e) = settings.check() {
+        // In the words of the options.
+        bail!(
+            "{}",
+            e.replace("fps must", "--fps must").replace(
+                "the end must be after the start",
+                "--end must be after --start"
+            )
+        );
     }
-    let options = args.faces.options(false)?;
     // Check every video and the outputs before the long work starts.
     for f in &args.files {
         check(f)?;
@@ -183,7 +190,7 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     let mut rows_written = 0u64;
     for (k, file) in args.files.iter().enumerate() {
         let name = file.display().to_string();
-        let summary = analyse(file, k, &args, &options, &predictor, |row| {
+        let summary = analyse(file, k, &args, &settings, &predictor, |row| {
             if let Some(out) = &mut csv {
                 writeln!(
                     out.file,
@@ -274,33 +281,19 @@ struct FaceRow {
     smoothed: Option<Vec<f32>>,
 }
 
-/// Where the time of a run went, summed over its frames.
-#[derive(Default)]
-struct Timings {
-    /// Waiting for ffmpeg's next frame (it decodes beside us, in its own process).
-    decode: Duration,
-    detect: Duration,
-    /// Framing and classifying the faces found.
-    classify: Duration,
-    /// Drawing and handing frames to the --annotate encoder.
-    encode: Duration,
-}
-
 /// Runs one video (the `k`th), handing each row to `emit`; the per-track summary, or
 /// `None` when stopped by Ctrl-C.
 fn analyse(
     file: &Path,
     k: usize,
     args: &VideoArgs,
-    options: &FaceOptions,
+    settings: &Settings,
     predictor: &Predictor,
     mut emit: impl FnMut(Row) -> Result<()>,
 ) -> Result<Option<BTreeMap<u64, TrackSummary>>> {
     let duration = check(file)?;
-    let mut frames = Video::open(file, args.start, args.end)?;
+    let mut analysis = Analysis::open(file, settings)?;
     let bar = progress(duration, args);
-    let mut next_sample = f64::NEG_INFINITY;
-    let mut tracker: Option<Tracker> = None;
     let mut summary: BTreeMap<u64, TrackSummary> = BTreeMap::new();
     // Per track: the time and smoothed probabilities of its last row.
     let mut smoothing: BTreeMap<u64, (f64, Vec<f32>)> = BTreeMap::new();
@@ -308,56 +301,17 @@ fn analyse(
     // the labels of the last sampled frame, drawn on the frames until the next sample.
     let mut encoder: Option<Encoder> = None;
     let mut labels: Vec<(FaceBox, usize, String)> = Vec::new();
-    let (started, mut sampled) = (Instant::now(), 0u64);
-    let mut time = Timings::default();
-    loop {
-        let waited = Instant::now();
-        let Some(frame) = frames.next_frame() else {
-            break;
-        };
+    let mut annotating = Duration::ZERO;
+    let started = Instant::now();
+    while let Some(frame) = analysis.next_frame(predictor) {
         let frame = frame?;
-        time.decode += waited.elapsed();
         if stopping() {
             bar.finish_and_clear();
             return Ok(None);
         }
         bar.set_position((frame.time * 1000.0).max(0.0) as u64);
-        let sample = match args.fps {
-            None => true,
-            Some(_) if frame.time + 1e-9 < next_sample => false,
-            Some(fps) => {
-                // The next sample time after this frame, on the grid started by the first
-                // frame.
-                if !next_sample.is_finite() {
-                    next_sample = frame.time;
-                }
-                while next_sample <= frame.time + 1e-9 {
-                    next_sample += 1.0 / fps;
-                }
-                true
-            }
-        };
-        if sample {
-            sampled += 1;
-            // Faces missed for up to a second keep their track.
-            let tracker = tracker.get_or_insert_with(|| {
-                let rate = args.fps.unwrap_or(30.0);
-                Tracker::new(rate.ceil() as u32)
-            });
-            let clock = Instant::now();
-            let image = DynamicImage::ImageRgb8(frame.image);
-            let found =
-                find_faces(std::slice::from_ref(&image), options).map_err(anyhow::Error::msg)?;
-            time.detect += clock.elapsed();
-            let clock = Instant::now();
-            let pred = classify_faces(found, predictor).remove(0);
-            time.classify += clock.elapsed();
-            let DynamicImage::ImageRgb8(image) = image else {
-                unreachable!("made RGB above")
-            };
-            let boxes: Vec<FaceBox> = pred.faces.iter().filter_map(|f| f.bbox).collect();
-            let ids = tracker.update(&boxes);
-            if pred.faces.is_empty() {
+        if let Some(faces) = frame.faces {
+            if faces.is_empty() {
                 emit(Row {
                     frame: frame.index,
                     time: frame.time,
@@ -365,8 +319,8 @@ fn analyse(
                 })?;
             }
             labels.clear();
-            for (f, id) in pred.faces.into_iter().zip(ids) {
-                let s = summary.entry(id).or_insert_with(|| TrackSummary {
+            for f in faces {
+                let s = summary.entry(f.track).or_insert_with(|| TrackSummary {
                     first: frame.time,
                     ..TrackSummary::default()
                 });
@@ -377,14 +331,13 @@ fn analyse(
                 }
                 let class = &predictor.meta.classes[f.top];
                 *s.top.entry(class.clone()).or_default() += 1;
-                let bbox = f.bbox.expect("detected faces have boxes");
                 if args.annotate.is_some() {
                     let percent = f.probabilities[f.top] * 100.0;
-                    labels.push((bbox, f.top, format!("#{id} {class} {percent:.0}%")));
+                    labels.push((f.bbox, f.top, format!("#{} {class} {percent:.0}%", f.track)));
                 }
                 let smoothed = args.smooth.map(|tau| {
                     let state = smoothing
-                        .entry(id)
+                        .entry(f.track)
                         .or_insert_with(|| (frame.time, f.probabilities.clone()));
                     let k = 1.0 - (-(frame.time - state.0).max(0.0) / tau).exp();
                     for (m, p) in state.1.iter_mut().zip(&f.probabilities) {
@@ -397,28 +350,16 @@ fn analyse(
                     frame: frame.index,
                     time: frame.time,
                     face: Some(FaceRow {
-                        track: id,
-                        bbox,
+                        track: f.track,
+                        bbox: f.bbox,
                         top: f.top,
                         probabilities: f.probabilities,
                         smoothed,
                     }),
                 })?;
             }
-            if let Some(out) = &args.annotate {
-                let clock = Instant::now();
-                draw_and_encode(
-                    &mut encoder,
-                    &numbered(out, k),
-                    file,
-                    args,
-                    image,
-                    &labels,
-                    frame.time,
-                )?;
-                time.encode += clock.elapsed();
-            }
-        } else if let Some(out) = &args.annotate {
+        }
+        if let Some(out) = &args.annotate {
             let clock = Instant::now();
             draw_and_encode(
                 &mut encoder,
@@ -429,21 +370,22 @@ fn analyse(
                 &labels,
                 frame.time,
             )?;
-            time.encode += clock.elapsed();
+            annotating += clock.elapsed();
         }
         bar.set_message(format!(
             "{:.1} frames/s",
-            sampled as f64 / started.elapsed().as_secs_f64()
+            analysis.sampled as f64 / started.elapsed().as_secs_f64()
         ));
     }
     if let Some(encoder) = encoder {
         let clock = Instant::now();
         encoder.finish()?;
-        time.encode += clock.elapsed();
+        annotating += clock.elapsed();
     }
     bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
+    let (seconds, sampled) = (started.elapsed().as_secs_f64(), analysis.sampled);
     let per_frame = |d: Duration| d.as_secs_f64() * 1e3 / sampled.max(1) as f64;
+    let time = analysis.timings;
     eprintln!(
         "{}: {sampled} frames analysed in {seconds:.1} s ({:.1} frames/s); per analysed frame: \
          decode wait {:.1} ms, detect {:.1} ms, classify {:.1} ms{}",
@@ -453,7 +395,7 @@ fn analyse(
         per_frame(time.detect),
         per_frame(time.classify),
         if args.annotate.is_some() {
-            format!(", annotate {:.1} ms", per_frame(time.encode))
+            format!(", annotate {:.1} ms", per_frame(annotating))
         } else {
             String::new()
         }
