@@ -139,16 +139,7 @@ pub fn run(args: VideoArgs) -> Result<i32> {
         end: args.end,
         faces: args.faces.options(false)?,
     };
-    if let Err(e) = settings.check() {
-        // In the words of the options.
-        bail!(
-            "{}",
-            e.replace("fps must", "--fps must").replace(
-                "the end must be after the start",
-                "--end must be after --start"
-            )
-        );
-    }
+    settings.check().map_err(anyhow::Error::msg)?;
     // Check every video and the outputs before the long work starts.
     for f in &args.files {
         check(f)?;
