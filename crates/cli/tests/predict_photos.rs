@@ -169,7 +169,9 @@ fn no_detect_classifies_whole_images_from_files_and_standard_input() {
 fn detector_options_are_checked() {
     let out = ferrite(&["predict", "--min-score", "1.5", "x.png"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--min-score 1.5 is outside 0..1"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("minimum detector score 1.5 is outside 0..1")
+    );
     let out = ferrite(&["predict", "--detect-size", "16", "x.png"]);
     assert_eq!(out.status.code(), Some(2), "refused by the parser");
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32"));

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, sync_channel};
 
 use image::codecs::gif::GifDecoder;
 use image::codecs::png::PngDecoder;
@@ -39,14 +40,16 @@ pub fn is_animation(path: &Path) -> bool {
     false
 }
 
-/// The frames of an animation between `start` and `end` seconds.
+/// The frames of an animation between `start` and `end` seconds. The `image` crate's
+/// frame iterator cannot move between threads, so it runs on a thread of its own that hands
+/// over one frame at a time; an `Animation` can then go wherever a video can (a Python
+/// iterator, say).
 pub struct Animation {
-    frames: image::Frames<'static>,
+    frames: Receiver<Result<image::Frame, VideoError>>,
     index: u64,
     time: f64,
     start: f64,
     end: f64,
-    path: String,
 }
 
 impl Animation {
@@ -55,50 +58,50 @@ impl Animation {
         start: Option<f64>,
         end: Option<f64>,
     ) -> Result<Animation, VideoError> {
-        let name = path.display().to_string();
-        let unreadable = |e: image::ImageError| VideoError::Unreadable {
-            path: name.clone(),
-            detail: e.to_string(),
-        };
-        let file = BufReader::new(File::open(path).map_err(|e| VideoError::Io {
-            path: name.clone(),
-            detail: e.to_string(),
-        })?);
-        let mut head = [0u8; 3];
-        File::open(path)
-            .and_then(|mut f| f.read_exact(&mut head))
-            .map_err(|e| VideoError::Io {
-                path: name.clone(),
-                detail: e.to_string(),
-            })?;
-        let frames = if &head == b"GIF" {
-            GifDecoder::new(file).map_err(unreadable)?.into_frames()
-        } else {
-            PngDecoder::new(file)
-                .and_then(|d| d.apng())
-                .map_err(unreadable)?
-                .into_frames()
-        };
+        let (tx, frames) = sync_channel(1);
+        let (opened_tx, opened) = sync_channel(1);
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let name = path.display().to_string();
+            let decoder = match decoder(&path) {
+                Ok(d) => {
+                    let _ = opened_tx.send(Ok(()));
+                    d
+                }
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                    return;
+                }
+            };
+            for frame in decoder {
+                let frame = frame.map_err(|e| VideoError::Unreadable {
+                    path: name.clone(),
+                    detail: e.to_string(),
+                });
+                // The reader is gone (dropped, or done): stop decoding.
+                if tx.send(frame).is_err() {
+                    break;
+                }
+            }
+        });
+        opened.recv().map_err(|_| VideoError::Io {
+            path: String::new(),
+            detail: "the animation decoder stopped".into(),
+        })??;
         Ok(Animation {
             frames,
             index: 0,
             time: 0.0,
             start: start.unwrap_or(f64::NEG_INFINITY),
             end: end.unwrap_or(f64::INFINITY),
-            path: name,
         })
     }
 
     pub fn next_frame(&mut self) -> Option<Result<Frame, VideoError>> {
         loop {
-            let frame = match self.frames.next()? {
+            let frame = match self.frames.recv().ok()? {
                 Ok(f) => f,
-                Err(e) => {
-                    return Some(Err(VideoError::Unreadable {
-                        path: self.path.clone(),
-                        detail: e.to_string(),
-                    }));
-                }
+                Err(e) => return Some(Err(e)),
             };
             let (index, time) = (self.index, self.time);
             let (num, den) = frame.delay().numer_denom_ms();
@@ -113,4 +116,30 @@ impl Animation {
             }
         }
     }
+}
+
+/// The frames of a GIF or APNG file, decoded as they are asked for.
+fn decoder(path: &Path) -> Result<image::Frames<'static>, VideoError> {
+    let name = path.display().to_string();
+    let unreadable = |e: image::ImageError| VideoError::Unreadable {
+        path: name.clone(),
+        detail: e.to_string(),
+    };
+    let io = |e: std::io::Error| VideoError::Io {
+        path: name.clone(),
+        detail: e.to_string(),
+    };
+    let file = BufReader::new(File::open(path).map_err(io)?);
+    let mut head = [0u8; 3];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map_err(io)?;
+    Ok(if &head == b"GIF" {
+        GifDecoder::new(file).map_err(unreadable)?.into_frames()
+    } else {
+        PngDecoder::new(file)
+            .and_then(|d| d.apng())
+            .map_err(unreadable)?
+            .into_frames()
+    })
 }

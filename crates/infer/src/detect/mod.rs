@@ -90,7 +90,10 @@ impl Default for DetectOptions {
 impl DetectOptions {
     pub fn check(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.min_score) {
-            return Err(format!("--min-score {} is outside 0..1", self.min_score));
+            return Err(format!(
+                "the minimum detector score {} is outside 0..1",
+                self.min_score
+            ));
         }
         Ok(())
     }
