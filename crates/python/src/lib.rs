@@ -40,20 +40,14 @@ fn face_options(
     align: bool,
     min_face: u32,
     min_score: f32,
-    detect_size: &Bound<'_, PyAny>,
+    detect_size: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<FaceOptions> {
-    let size = if let Ok(n) = detect_size.extract::<u32>() {
-        n.to_string()
-    } else if let Ok(s) = detect_size.extract::<String>() {
-        s
-    } else {
-        return Err(PyTypeError::new_err(
-            "detect_size: expected a number of pixels or \"full\"",
-        ));
+    let size: DetectSize = match detect_size {
+        Some(name) => detect_size_name(name)?
+            .parse()
+            .map_err(|e: String| PyValueError::new_err(format!("detect_size: {e}")))?,
+        None => DetectOptions::default().size,
     };
-    let size: DetectSize = size
-        .parse()
-        .map_err(|e: String| PyValueError::new_err(format!("detect_size: {e}")))?;
     let options = DetectOptions {
         min_face,
         min_score,
@@ -63,6 +57,19 @@ fn face_options(
     Ok(FaceOptions {
         detect: detect.then_some(options),
         align,
+    })
+}
+
+/// `detect_size` as the command line spells it: a number or "full".
+fn detect_size_name(detect_size: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(if let Ok(n) = detect_size.extract::<u32>() {
+        n.to_string()
+    } else if let Ok(s) = detect_size.extract::<String>() {
+        s
+    } else {
+        return Err(PyTypeError::new_err(
+            "detect_size: expected a number of pixels or \"full\"",
+        ));
     })
 }
 
@@ -180,14 +187,7 @@ impl Model {
         min_score: f32,
         detect_size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let default_size = 640u32.into_pyobject(py)?.into_any();
-        let options = face_options(
-            detect,
-            align,
-            min_face,
-            min_score,
-            detect_size.unwrap_or(&default_size),
-        )?;
+        let options = face_options(detect, align, min_face, min_score, detect_size)?;
         let bgr = match channels {
             "RGB" | "rgb" => false,
             "BGR" | "bgr" => true,

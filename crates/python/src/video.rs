@@ -56,14 +56,7 @@ pub fn video(
     min_score: f32,
     detect_size: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<VideoRows> {
-    let default_size = 640u32.into_pyobject(py)?.into_any();
-    let faces = face_options(
-        true,
-        align,
-        min_face,
-        min_score,
-        detect_size.unwrap_or(&default_size),
-    )?;
+    let faces = face_options(true, align, min_face, min_score, detect_size)?;
     let settings = Settings {
         fps,
         start,
