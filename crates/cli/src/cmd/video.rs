@@ -22,15 +22,16 @@ use crate::cmd::train::{stop_on_ctrl_c, stopping};
 ///
 /// Frames are decoded by the `ffmpeg` program (install it: `apt-get install ffmpeg`), with
 /// their exact presentation times (variable frame rates and edit lists included); animated
-/// GIF and PNG files need no ffmpeg. Each
-/// sampled frame's faces are found, framed and classified as `ferrite predict` does, and
-/// followed from frame to frame: each face keeps a `track` id while it is on screen (by box
-/// overlap and landmark distance, through up to a second of missed detections).
+/// GIF and PNG files need no ffmpeg. Each sampled frame's faces are found, framed and
+/// classified as `ferrite predict` does, and followed from frame to frame: each face keeps a
+/// `track` id while it is on screen (by box overlap and landmark distance, through up to a
+/// second of missed detections).
 ///
 /// Outputs, written as the video goes (constant memory) into temporary files that become
-/// --csv / --json only when the run completes: one row per sampled frame and face, and one
-/// row with no face for a sampled frame without any, so gaps show. A summary per track is
-/// printed: time on screen and the share of each top emotion.
+/// --csv / --json / --annotate only when the run completes: one row per sampled frame and
+/// face, and one row with no face for a sampled frame without any, so gaps show; the video
+/// with the faces labelled. A summary per track is printed: time on screen and the share of
+/// each top emotion.
 ///
 /// CSV columns: video, frame (index among the frames decoded, counted from --start), time
 /// (seconds, the stream's own, also after --start), track, x, y, width, height, score, the
