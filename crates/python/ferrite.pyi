@@ -38,15 +38,21 @@ DetectSize = Union[int, Literal["full"]]
 class Model:
     """A facial expression model. Safe to share between threads; calls release the GIL."""
 
-    def __init__(self, path: Optional[Union[str, os.PathLike[str]]] = None, device: str = "cpu") -> None:
-        """path: a model file from `ferrite train` (None: the built-in model).
+    def __init__(
+        self,
+        path: Optional[Union[str, os.PathLike[str], list[Union[str, os.PathLike[str]]]]] = None,
+        device: str = "cpu",
+    ) -> None:
+        """path: a model file from `ferrite train`, or a list of them run as an ensemble
+        (probabilities averaged; same classes), or None: the built-in model.
         device: "cpu", or "gpu" / "gpu:N" in a build with the `gpu` feature."""
     @property
     def classes(self) -> list[str]:
         """The class names, in the order of the probabilities."""
     @property
     def info(self) -> dict[str, Any]:
-        """source, arch, dataset, classes, input_size, val_split, val_accuracy, epochs, created_by."""
+        """source, models (how many are averaged), arch, dataset, classes, input_size,
+        val_split, val_accuracy, epochs, created_by."""
     def predict(
         self,
         image: Image,

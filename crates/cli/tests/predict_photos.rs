@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{ferrite, ferrite_ok, group_photo};
+use common::{ferrite, ferrite_ok, group_photo, manifest_dir};
 
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out).expect("predict --json prints JSON")
@@ -234,4 +234,45 @@ fn a_mosaic_of_thousands_of_faces_is_capped_with_a_note() {
     assert_eq!(image["capped"], true);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("more than 1000 faces"), "{stderr}");
+}
+
+#[test]
+fn an_ensemble_averages_its_models_and_refuses_models_of_other_classes() {
+    let models = manifest_dir().join("../../models");
+    let (fer2013, ferplus) = (
+        models.join("fer2013.safetensors"),
+        models.join("ferplus.safetensors"),
+    );
+    let photo = group_photo();
+    let single = json(&ferrite_ok(&[
+        "predict",
+        "--json",
+        "--model",
+        fer2013.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]));
+    // A model averaged with itself says what it says alone.
+    let twice = format!("{},{}", fer2013.display(), fer2013.display());
+    let doubled = json(&ferrite_ok(&[
+        "predict",
+        "--json",
+        "--model",
+        &twice,
+        photo.to_str().unwrap(),
+    ]));
+    assert_eq!(single["images"], doubled["images"]);
+    assert!(
+        doubled["model"]["source"].as_str().unwrap().contains(" + "),
+        "{}",
+        doubled["model"]
+    );
+    // FER2013's 7 classes and FERPlus's 8 do not average.
+    let mixed = format!("{},{}", fer2013.display(), ferplus.display());
+    let out = ferrite(&["predict", "--model", &mixed, photo.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ferplus.safetensors") && stderr.contains("share their classes"),
+        "{stderr}"
+    );
 }

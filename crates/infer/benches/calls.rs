@@ -61,7 +61,7 @@ fn main() {
         .collect();
     std::fs::write(dir.join("faces64.u8"), planes.concat()).unwrap();
 
-    let predictor = Predictor::load(None, Device::flex()).unwrap();
+    let predictor = Predictor::load(&[], Device::flex()).unwrap();
     let options = FaceOptions::default();
     let portrait = image::load_from_memory(&jpeg).unwrap();
     let classify = median_ms(30, || {

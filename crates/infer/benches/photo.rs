@@ -26,7 +26,7 @@ fn ms(t: Instant) -> f64 {
 
 fn main() {
     let jpeg = fixtures::portrait_jpeg();
-    let predictor = Predictor::load(None, Device::flex()).unwrap();
+    let predictor = Predictor::load(&[], Device::flex()).unwrap();
     let one_core = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

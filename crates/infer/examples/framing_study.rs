@@ -111,7 +111,7 @@ fn main() {
 
     // PublicTest: accuracy on the faces found, framed each way.
     let val = &data.split_by_role(SplitRole::Val).unwrap().samples;
-    let predictor = Predictor::load(Some(model.as_ref()), Device::flex())
+    let predictor = Predictor::load(&[model.into()], Device::flex())
         .expect("a model file (the default path is relative to the repository root)");
     let ways = [
         "as given (48x48)",

@@ -1,13 +1,14 @@
 //! From decoded photos to emotions: detect (or take the whole image), frame each face like a
 //! FER2013 face, and classify all faces of all images in shared batches.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use ferrite_data::face::{PIXELS, to_face_plane};
-use ferrite_model::file::{self, ModelFileError};
-use ferrite_model::predict::{Tta, argmax, predict_planes};
-use ferrite_model::{ModelMeta, Network};
+use ferrite_model::ModelFileError;
+use ferrite_model::ModelMeta;
+use ferrite_model::ensemble::{Ensemble, describe};
+use ferrite_model::predict::{Tta, argmax};
 use image::DynamicImage;
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
@@ -19,28 +20,37 @@ use crate::detect::{DetectOptions, FaceBox, FaceDetector, Faces, LANDMARKS};
 /// Faces per forward pass.
 const BATCH: usize = 64;
 
-/// A model ready to classify faces.
+/// A model (or an ensemble of models) ready to classify faces.
 pub struct Predictor {
-    net: Network,
+    models: Ensemble,
+    /// The (first) model's metadata; the classes are every member's.
     pub meta: ModelMeta,
-    /// The model file, or "built-in".
+    /// The model file(s), joined by " + ", or "built-in".
     pub source: String,
     device: Device,
 }
 
 impl Predictor {
-    /// Loads `model`, or the built-in model when `None`.
-    pub fn load(model: Option<&Path>, device: Device) -> Result<Predictor, ModelFileError> {
-        let ((net, meta), source) = match model {
-            Some(path) => (file::load(path, &device)?, path.display().to_string()),
-            None => (builtin::load(&device)?, builtin::NAME.to_string()),
+    /// Loads the model files (several: an ensemble, probabilities averaged), or the
+    /// built-in model when there are none.
+    pub fn load(models: &[PathBuf], device: Device) -> Result<Predictor, ModelFileError> {
+        let (models, source) = if models.is_empty() {
+            let (net, meta) = builtin::load(&device)?;
+            (Ensemble::one(net, meta), builtin::NAME.to_string())
+        } else {
+            (Ensemble::load(models, &device)?, describe(models))
         };
         Ok(Predictor {
-            net,
-            meta,
+            meta: models.meta().clone(),
+            models,
             source,
             device,
         })
+    }
+
+    /// How many models are averaged.
+    pub fn models(&self) -> usize {
+        self.models.len()
     }
 
     /// Class probabilities (in `meta.classes` order) for each 48x48 face plane.
@@ -49,13 +59,7 @@ impl Predictor {
             .chunks(BATCH)
             .flat_map(|chunk| {
                 let refs: Vec<&[u8]> = chunk.iter().map(|p| &p[..]).collect();
-                predict_planes(
-                    &self.net,
-                    &refs,
-                    &self.meta.normalization,
-                    Tta::None,
-                    &self.device,
-                )
+                self.models.predict_planes(&refs, Tta::None, &self.device)
             })
             .collect()
     }

@@ -28,7 +28,7 @@ fn privatetest_faces_as_photos_lose_little_through_detection_and_framing() {
     let data = ferrite_data::fer2013::load_fer2013(&csv).unwrap();
     let test = &data.split_by_role(SplitRole::Test).unwrap().samples;
     let predictor = Predictor::load(
-        Some(&manifest_dir().join("../../models/fer2013.safetensors")),
+        &[manifest_dir().join("../../models/fer2013.safetensors")],
         Device::flex(),
     )
     .unwrap();

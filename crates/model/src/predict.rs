@@ -100,13 +100,26 @@ pub fn predict_samples(
     tta: Tta,
     batch: usize,
     device: &Device,
+    progress: impl FnMut(usize),
+) -> Vec<Vec<f32>> {
+    in_batches(samples, batch, progress, |planes| {
+        predict_planes(net, planes, norm, tta, device)
+    })
+}
+
+/// `predict` over every sample of a set, in order, `batch` faces at a time, telling
+/// `progress` how many were done after each batch.
+pub fn in_batches(
+    samples: &Samples,
+    batch: usize,
     mut progress: impl FnMut(usize),
+    mut predict: impl FnMut(&[&[u8]]) -> Vec<Vec<f32>>,
 ) -> Vec<Vec<f32>> {
     let mut out = Vec::with_capacity(samples.len());
     let indices: Vec<usize> = (0..samples.len()).collect();
     for chunk in indices.chunks(batch.max(1)) {
         let planes: Vec<&[u8]> = chunk.iter().map(|&i| samples.image(i)).collect();
-        out.extend(predict_planes(net, &planes, norm, tta, device));
+        out.extend(predict(&planes));
         progress(chunk.len());
     }
     out

@@ -14,9 +14,9 @@ use ferrite_data::face::{PIXELS, SIDE};
 use ferrite_infer::detect::{DetectOptions, DetectSize};
 use ferrite_infer::predict::{FaceOptions, Predictor, predict_images};
 use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyList, PyString};
 
 use crate::convert::{ImageInput, json_to_py};
 
@@ -24,8 +24,8 @@ use crate::convert::{ImageInput, json_to_py};
 ///
 /// Model(path=None, device="cpu")
 ///
-/// path: a model file written by `ferrite train` (.safetensors); None for the built-in
-///     FER2013 model.
+/// path: a model file written by `ferrite train` (.safetensors), or a list of them, run as
+///     an ensemble (probabilities averaged); None for the built-in model.
 /// device: "cpu", or "gpu" / "gpu:N" in a build with the `gpu` feature.
 ///
 /// A Model is safe to share between threads; calls release the GIL while they work.
@@ -77,22 +77,25 @@ fn detect_size_name(detect_size: &Bound<'_, PyAny>) -> PyResult<String> {
 impl Model {
     #[new]
     #[pyo3(signature = (path=None, device="cpu"))]
-    fn new(py: Python<'_>, path: Option<PathBuf>, device: &str) -> PyResult<Model> {
+    fn new(py: Python<'_>, path: Option<&Bound<'_, PyAny>>, device: &str) -> PyResult<Model> {
+        let paths: Vec<PathBuf> = match path {
+            None => Vec::new(),
+            Some(p) if p.is_instance_of::<PyString>() || p.hasattr("__fspath__")? => {
+                vec![p.extract()?]
+            }
+            Some(p) => p.extract().map_err(|_| {
+                PyTypeError::new_err("path: expected a path, a list of paths or None")
+            })?,
+        };
         let device = ferrite_model::device::parse(device).map_err(PyValueError::new_err)?;
-        let predictor = py
-            .detach(|| Predictor::load(path.as_deref(), device))
-            .map_err(|e| {
-                let name = path
-                    .as_ref()
-                    .map_or("(built-in)".into(), |p| p.display().to_string());
-                let message = format!("cannot load model {name}: {e}");
-                match &path {
-                    Some(p) if !p.exists() => {
-                        pyo3::exceptions::PyFileNotFoundError::new_err(message)
-                    }
-                    _ => PyValueError::new_err(message),
-                }
-            })?;
+        let predictor = py.detach(|| Predictor::load(&paths, device)).map_err(|e| {
+            let message = format!("cannot load model: {e}");
+            if paths.iter().any(|p| !p.exists()) {
+                PyFileNotFoundError::new_err(message)
+            } else {
+                PyValueError::new_err(message)
+            }
+        })?;
         Ok(Model { predictor })
     }
 
@@ -102,13 +105,15 @@ impl Model {
         self.predictor.meta.classes.clone()
     }
 
-    /// What the model is: source, arch, dataset, classes, input size, the split it was
-    /// chosen on and its accuracy there, epochs, the ferrite version that wrote it.
+    /// What the model is: source, models (how many are averaged), arch, dataset, classes,
+    /// input size, the split it was chosen on and its accuracy there, epochs, the ferrite
+    /// version that wrote it (of the first model of an ensemble).
     #[getter]
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let meta = &self.predictor.meta;
         let info = serde_json::json!({
             "source": self.predictor.source,
+            "models": self.predictor.models(),
             "arch": meta.arch.arch.to_string(),
             "dataset": meta.dataset,
             "classes": meta.classes,

@@ -277,3 +277,17 @@ def test_the_type_stub_matches_the_module():
     methods = {n.name for n in top["Model"].body if isinstance(n, ast.FunctionDef)}
     public = {m for m in dir(ferrite.Model) if not m.startswith("_")}
     assert public == methods - {"__init__"}, (public, methods)
+
+
+def test_a_list_of_models_is_an_ensemble(tmp_path):
+    fer2013 = ROOT / "models" / "fer2013.safetensors"
+    single, twice = ferrite.Model(fer2013), ferrite.Model([fer2013, str(fer2013)])
+    assert twice.info["models"] == 2 and single.info["models"] == 1
+    # A model averaged with itself says what it says alone.
+    assert twice.predict(PHOTO) == single.predict(PHOTO)
+    with pytest.raises(ValueError, match="share their classes"):
+        ferrite.Model([fer2013, ROOT / "models" / "ferplus.safetensors"])
+    with pytest.raises(FileNotFoundError):
+        ferrite.Model([fer2013, tmp_path / "missing.safetensors"])
+    with pytest.raises(TypeError, match="list of paths"):
+        ferrite.Model(42)

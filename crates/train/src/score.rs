@@ -3,11 +3,11 @@
 use burn::tensor::Device;
 use ferrite_data::Samples;
 use ferrite_data::classes::map_classes;
-use ferrite_model::{ModelMeta, Network};
 use serde::Serialize;
 
 use crate::metrics::{ClassScores, Confusion};
-use ferrite_model::predict::{Tta, predict_samples};
+use ferrite_model::Ensemble;
+use ferrite_model::predict::Tta;
 
 /// The score of a model on a split.
 #[derive(Debug, Clone, Serialize)]
@@ -24,20 +24,19 @@ pub struct Report {
     pub left_out: Vec<(String, usize)>,
 }
 
-/// Scores `net` on `samples` (labelled with `dataset_classes`). Each dataset class is
+/// Scores `models` (one, or an ensemble) on `samples` (labelled with `dataset_classes`). Each dataset class is
 /// matched to a model class through the canonical emotion vocabulary; samples of classes
 /// the model lacks are left out, and the prediction is the most probable of the classes
 /// being scored (a FERPlus model scored on FER2013 cannot answer "contempt").
 pub fn score(
-    net: &Network,
-    meta: &ModelMeta,
+    models: &Ensemble,
     samples: &Samples,
     dataset_classes: &[String],
     tta: Tta,
     device: &Device,
     progress: impl FnMut(usize),
 ) -> Report {
-    let to_model = map_classes(dataset_classes, &meta.classes);
+    let to_model = map_classes(dataset_classes, &models.meta().classes);
     let scored: Vec<usize> = (0..dataset_classes.len())
         .filter(|&c| to_model[c].is_some())
         .collect();
@@ -51,15 +50,7 @@ pub fn score(
         .filter(|&i| to_model[samples.label(i) as usize].is_some())
         .collect();
     let subset = samples.subset(&keep, dataset_classes.len());
-    let probs = predict_samples(
-        net,
-        &subset,
-        &meta.normalization,
-        tta,
-        256,
-        device,
-        progress,
-    );
+    let probs = models.predict_samples(&subset, tta, 256, device, progress);
 
     let mut confusion = Confusion::new(scored.len());
     for (i, p) in probs.iter().enumerate() {

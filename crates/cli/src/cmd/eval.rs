@@ -20,9 +20,15 @@ use crate::output::{align_numbers, confusion_table, table};
 /// Example: ferrite eval --model models/fer2013.safetensors --fer2013 fer2013.csv.gz --tta flip
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model file.
-    #[arg(long, value_name = "FILE")]
-    model: PathBuf,
+    /// Model file; several, comma-separated, score them as an ensemble (their
+    /// probabilities averaged; they must share their classes).
+    #[arg(
+        long,
+        value_name = "FILE[,FILE...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    model: Vec<PathBuf>,
     #[command(flatten)]
     data: DatasetArgs,
     /// Split to score [default: the test split: PrivateTest, FERPlus test, or a folder's test].
@@ -53,7 +59,9 @@ enum TtaArg {
 
 pub fn run(args: EvalArgs) -> Result<i32> {
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let (net, meta) = ferrite_model::file::load(&args.model, &device)?;
+    let models = ferrite_model::Ensemble::load(&args.model, &device)?;
+    let meta = models.meta();
+    let name = ferrite_model::ensemble::describe(&args.model);
     let ds = crate::cmd::data::load(&args.data)?;
     let split = crate::cmd::data::scored_split(&ds, args.split.as_deref())?;
     let tta = match args.tta {
@@ -62,15 +70,8 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         TtaArg::Crops => Tta::Crops,
     };
     let start = Instant::now();
-    let report = ferrite_train::score::score(
-        &net,
-        &meta,
-        &split.samples,
-        &ds.classes,
-        tta,
-        &device,
-        |_| {},
-    );
+    let report =
+        ferrite_train::score::score(&models, &split.samples, &ds.classes, tta, &device, |_| {});
     let seconds = start.elapsed().as_secs_f64();
     if report.n == 0 {
         anyhow::bail!(
@@ -98,7 +99,8 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             .map(|(c, s)| (c.clone(), json!(s)))
             .collect();
         let out = json!({
-            "model": args.model,
+            "model": name,
+            "models": models.len(),
             "dataset": ds.name,
             "split": split.name,
             "tta": format!("{:?}", args.tta).to_lowercase(),
@@ -115,9 +117,14 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         return Ok(0);
     }
     println!(
-        "{} ({}) on {} {}: {} images, TTA {:?}, {:.1} s",
-        args.model.display(),
+        "{} ({}{}) on {} {}: {} images, TTA {:?}, {:.1} s",
+        name,
         meta.arch.arch,
+        if models.len() > 1 {
+            format!(", an ensemble of {}", models.len())
+        } else {
+            String::new()
+        },
         ds.name,
         split.name,
         report.n,

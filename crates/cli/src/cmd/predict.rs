@@ -41,9 +41,10 @@ pub struct PredictArgs {
     /// Images, folders, or - for standard input.
     #[arg(value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
-    /// Model file [default: the built-in model].
-    #[arg(long, value_name = "FILE")]
-    model: Option<PathBuf>,
+    /// Model file [default: the built-in model]; several, comma-separated, run as an
+    /// ensemble (probabilities averaged; they must share their classes).
+    #[arg(long, value_name = "FILE[,FILE...]", value_delimiter = ',')]
+    model: Vec<PathBuf>,
     /// Treat each image as one face crop (no detection), as in CK+ or FER2013 exports.
     #[arg(long)]
     no_detect: bool,
@@ -119,7 +120,7 @@ pub fn run(args: PredictArgs) -> Result<i32> {
     if args.top == 0 {
         anyhow::bail!("--top must be at least 1");
     }
-    let predictor = load_predictor(args.model.as_deref(), &args.device)?;
+    let predictor = load_predictor(&args.model, &args.device)?;
     let classes = predictor.meta.classes.clone();
     let options = args.faces.options(args.no_detect)?;
     if let Some(dir) = &args.annotate {
@@ -264,13 +265,17 @@ fn display(p: &Path) -> String {
 }
 
 /// The model of `--model` (the built-in one when `None`) on the device of `--device`.
-pub fn load_predictor(model: Option<&Path>, device: &str) -> Result<Predictor> {
+pub fn load_predictor(models: &[PathBuf], device: &str) -> Result<Predictor> {
     let device = ferrite_model::device::parse(device).map_err(anyhow::Error::msg)?;
-    Predictor::load(model, device).with_context(|| {
-        format!(
-            "cannot load model {}",
-            model.map_or("(built-in)".into(), |p| p.display().to_string())
-        )
+    Predictor::load(models, device).with_context(|| {
+        if models.is_empty() {
+            "cannot load the built-in model".to_string()
+        } else {
+            format!(
+                "cannot load model {}",
+                ferrite_model::ensemble::describe(models)
+            )
+        }
     })
 }
 

@@ -26,9 +26,14 @@ use crate::output::{align_numbers, table};
 /// Example: ferrite robustness --model models/fer2013.safetensors --fer2013 fer2013.csv.gz --split PublicTest
 #[derive(Debug, Args)]
 pub struct RobustnessArgs {
-    /// Model file.
-    #[arg(long, value_name = "FILE")]
-    model: PathBuf,
+    /// Model file; several, comma-separated, score them as an ensemble.
+    #[arg(
+        long,
+        value_name = "FILE[,FILE...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    model: Vec<PathBuf>,
     #[command(flatten)]
     data: DatasetArgs,
     /// Split to score [default: the test split]. Choose on the validation split, report on
@@ -45,7 +50,7 @@ pub struct RobustnessArgs {
 
 pub fn run(args: RobustnessArgs) -> Result<i32> {
     let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let (net, meta) = ferrite_model::file::load(&args.model, &device)?;
+    let models = ferrite_model::Ensemble::load(&args.model, &device)?;
     let ds = crate::cmd::data::load(&args.data)?;
     let split = crate::cmd::data::scored_split(&ds, args.split.as_deref())?;
     let conditions = perturb::standard_set();
@@ -61,15 +66,8 @@ pub fn run(args: RobustnessArgs) -> Result<i32> {
     for (name, p) in &conditions {
         bar.set_message(*name);
         let samples = perturbed(&split.samples, *p);
-        let report = ferrite_train::score::score(
-            &net,
-            &meta,
-            &samples,
-            &ds.classes,
-            Tta::None,
-            &device,
-            |_| {},
-        );
+        let report =
+            ferrite_train::score::score(&models, &samples, &ds.classes, Tta::None, &device, |_| {});
         if report.n == 0 {
             anyhow::bail!("none of the classes of {} is known to the model", ds.name);
         }
@@ -80,7 +78,7 @@ pub fn run(args: RobustnessArgs) -> Result<i32> {
     let base = rows[0].1;
     if args.json {
         let out = json!({
-            "model": args.model,
+            "model": ferrite_model::ensemble::describe(&args.model),
             "dataset": ds.name,
             "split": split.name,
             "conditions": rows.iter().map(|(name, acc, f1)| json!({
@@ -92,8 +90,8 @@ pub fn run(args: RobustnessArgs) -> Result<i32> {
     }
     println!(
         "{} ({}) on {} {}: {} faces, no TTA",
-        args.model.display(),
-        meta.arch.arch,
+        ferrite_model::ensemble::describe(&args.model),
+        models.meta().arch.arch,
         ds.name,
         split.name,
         split.samples.len()

@@ -24,9 +24,10 @@ use ferrite_serve::{AppState, ServeConfig};
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ServeArgs {
-    /// Model file [default: the built-in model].
-    #[arg(long, value_name = "FILE")]
-    model: Option<PathBuf>,
+    /// Model file [default: the built-in model]; several, comma-separated, run as an
+    /// ensemble (probabilities averaged; they must share their classes).
+    #[arg(long, value_name = "FILE[,FILE...]", value_delimiter = ',')]
+    model: Vec<PathBuf>,
     /// Address to listen on (port 0: any free port; the chosen one is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
@@ -88,7 +89,7 @@ pub fn run(args: ServeArgs) -> Result<i32> {
             args.max_megapixels
         );
     }
-    let predictor = crate::cmd::predict::load_predictor(args.model.as_deref(), &args.device)?;
+    let predictor = crate::cmd::predict::load_predictor(&args.model, &args.device)?;
     let state = Arc::new(AppState::new(predictor, config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

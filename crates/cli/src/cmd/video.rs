@@ -48,9 +48,10 @@ pub struct VideoArgs {
     /// Video files (anything ffmpeg reads).
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
-    /// Model file [default: the built-in model].
-    #[arg(long, value_name = "FILE")]
-    model: Option<PathBuf>,
+    /// Model file [default: the built-in model]; several, comma-separated, run as an
+    /// ensemble (probabilities averaged; they must share their classes).
+    #[arg(long, value_name = "FILE[,FILE...]", value_delimiter = ',')]
+    model: Vec<PathBuf>,
     /// Frames to analyse per second of video, sampled by time [default: every frame].
     #[arg(long, value_name = "N")]
     fps: Option<f64>,
@@ -152,7 +153,7 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     }
     let mut csv = args.csv.as_deref().map(Output::create).transpose()?;
     let mut json_out = args.json.as_deref().map(Output::create).transpose()?;
-    let predictor = load_predictor(args.model.as_deref(), &args.device)?;
+    let predictor = load_predictor(&args.model, &args.device)?;
     let classes = predictor.meta.classes.clone();
     if let Some(out) = &mut csv {
         let mut header = "video,frame,time,track,x,y,width,height,score".to_string();
