@@ -74,3 +74,88 @@ fn short_run_beats_the_majority_baseline_on_publictest() {
         "accuracy {accuracy} vs majority baseline {majority}"
     );
 }
+
+#[test]
+fn distillation_mixes_the_teachers_probabilities_into_the_targets_and_keeps_them_on_resume() {
+    let Some(csv) = fer2013() else { return };
+    let csv = csv.to_str().unwrap();
+    let models = manifest_dir().join("../../models");
+    let teacher = models.join("fer2013.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--fer2013",
+            csv,
+            "--limit",
+            "256",
+            "--val-limit",
+            "128",
+            "--no-augment",
+        ];
+        args.extend_from_slice(extra);
+        ferrite(&args)
+    };
+    let out = train(&[
+        "--epochs",
+        "1",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--teacher-weight",
+        "0.7",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    // The shipped model knows these training images: it agrees with most labels.
+    let agree: f64 = stderr
+        .split("agrees with ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no teacher line: {stderr}"));
+    assert!((60.0..100.0).contains(&agree), "{stderr}");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["teacher_weight"], 0.7);
+    assert!(
+        config["train"]["teacher"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("fer2013.safetensors")
+    );
+    // Resumed without --teacher: the run's own teacher again.
+    let out = train(&["--epochs", "2", "--resume", run.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fer2013.safetensors: targets for 256"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+    // A teacher of other classes (FERPlus's 8) is refused before training.
+    let other = dir.path().join("other");
+    let ferplus = models.join("ferplus.safetensors");
+    let out = train(&[
+        "--epochs",
+        "1",
+        "--teacher",
+        ferplus.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("must name the dataset's classes"),
+        "{stderr}"
+    );
+}

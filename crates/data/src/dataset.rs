@@ -112,6 +112,18 @@ impl Samples {
         out
     }
 
+    /// The same samples with these soft targets (`len() * classes` probabilities, sample
+    /// by sample), replacing any they had.
+    pub fn with_soft_targets(&self, targets: Vec<f32>, classes: usize) -> Samples {
+        assert_eq!(targets.len(), self.len() * classes, "one target per sample");
+        Samples {
+            pixels: self.pixels.clone(),
+            labels: self.labels.clone(),
+            origins: self.origins.clone(),
+            soft: Some(targets),
+        }
+    }
+
     /// Number of samples per class index.
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];

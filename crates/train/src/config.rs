@@ -56,6 +56,13 @@ pub struct TrainConfig {
     /// The model a fine-tuning run started from (a file, or "built-in"); `None`: scratch.
     #[serde(default)]
     pub from: Option<String>,
+    /// Distillation: the teacher model files (an ensemble when several), whose
+    /// probabilities on the training images are mixed into the targets; empty: none.
+    #[serde(default)]
+    pub teacher: Vec<String>,
+    /// The teacher's share of each target (the rest is the label).
+    #[serde(default)]
+    pub teacher_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -81,6 +88,8 @@ impl Default for TrainConfig {
             freeze: 0,
             early_stop: None,
             from: None,
+            teacher: Vec::new(),
+            teacher_weight: 0.0,
         }
     }
 }

@@ -10,6 +10,7 @@ use ferrite_data::augment::AugmentConfig;
 use ferrite_data::ferplus::LabelMode;
 use ferrite_data::{DataSource, Dataset, Samples, SplitRole};
 use ferrite_model::ArchKind;
+use ferrite_model::predict::Tta;
 use ferrite_train::config::{OptimizerKind, ScheduleKind, TrainConfig};
 use ferrite_train::{Log, Outcome, Start, TrainData};
 
@@ -38,6 +39,15 @@ pub struct TrainArgs {
     /// Continue the run in this folder from its last checkpoint.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+    /// Distil: mix this model's probabilities (several, comma-separated: their average) on
+    /// each training image, with its mirror, into the image's target. The teachers must be
+    /// trained on the training split only and name the dataset's classes. With --resume,
+    /// the run's own teacher is used.
+    #[arg(help_heading = TRAINING, long, value_name = "FILE[,FILE...]", value_delimiter = ',')]
+    teacher: Vec<PathBuf>,
+    /// The teacher's share of each target; the label keeps the rest.
+    #[arg(help_heading = TRAINING, long, value_name = "W", default_value_t = 0.5, requires = "teacher")]
+    teacher_weight: f64,
     #[command(flatten)]
     options: TrainOptions,
     #[command(flatten)]
@@ -206,6 +216,8 @@ impl TrainOptions {
             freeze: 0,
             early_stop: self.early_stop.or(d.early_stop).filter(|&n| n > 0),
             from: None,
+            teacher: Vec::new(),
+            teacher_weight: 0.0,
         };
         if config.batch_size == 0 || config.epochs == 0 {
             bail!("--epochs and --batch-size must be at least 1");
@@ -255,21 +267,95 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         .clone()
         .or(args.out.clone())
         .expect("clap requires --out or --resume");
-    let config = args.options.config(args.arch, &args.run, &SCRATCH)?;
+    let mut config = args.options.config(args.arch, &args.run, &SCRATCH)?;
+    if !(0.0..=1.0).contains(&args.teacher_weight) {
+        bail!("--teacher-weight must be between 0 and 1");
+    }
+    (config.teacher, config.teacher_weight) = match &args.resume {
+        // The run's own teacher: its targets must not change halfway.
+        Some(dir) => {
+            let saved = dir.join(ferrite_train::trainer::CONFIG);
+            let text = std::fs::read_to_string(&saved)
+                .with_context(|| format!("cannot read {}", saved.display()))?;
+            let saved: TrainConfig = serde_json::from_str::<serde_json::Value>(&text)
+                .and_then(|doc| serde_json::from_value(doc["train"].clone()))
+                .with_context(|| format!("{}: not a run configuration", saved.display()))?;
+            (saved.teacher, saved.teacher_weight)
+        }
+        None if args.teacher.is_empty() => (Vec::new(), 0.0),
+        None => (
+            args.teacher
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            args.teacher_weight,
+        ),
+    };
     let ds = crate::cmd::data::load(&args.data)?;
-    let data = train_data(
+    let mut data = train_data(
         &args.data,
         &ds,
         config.seed,
         config.limit,
         args.run.val_limit,
     )?;
+    if !config.teacher.is_empty() {
+        let teachers: Vec<PathBuf> = config.teacher.iter().map(PathBuf::from).collect();
+        data.train = Arc::new(distilled(&data, &teachers, config.teacher_weight, &device)?);
+    }
     let start = if args.resume.is_some() {
         Start::Resume
     } else {
         Start::Scratch
     };
     run_training(&data, config, &out, start, &device)
+}
+
+/// The training samples with targets mixed from their labels (or soft targets) and the
+/// teachers' probabilities, on each image and its mirror, `weight` the teachers' share.
+fn distilled(
+    data: &TrainData,
+    teachers: &[PathBuf],
+    weight: f64,
+    device: &burn::tensor::Device,
+) -> Result<Samples> {
+    let models = ferrite_model::Ensemble::load(teachers, device)?;
+    let name = ferrite_model::ensemble::describe(teachers);
+    if models.meta().classes != data.classes {
+        bail!(
+            "the teacher {name} has the classes {}, the dataset {}: a teacher must name the dataset's classes, in order",
+            models.meta().classes.join(", "),
+            data.classes.join(", ")
+        );
+    }
+    let started = std::time::Instant::now();
+    let train = &data.train;
+    let k = data.classes.len();
+    let probs = models.predict_samples(train, Tta::Flip, 256, device, |_| {});
+    let w = weight as f32;
+    let mut targets = Vec::with_capacity(train.len() * k);
+    for (i, p) in probs.iter().enumerate() {
+        let label = train.label(i) as usize;
+        for (c, &q) in p.iter().enumerate() {
+            let own = match train.soft_target(i, k) {
+                Some(t) => t[c],
+                None => f32::from(c == label),
+            };
+            targets.push((1.0 - w) * own + w * q);
+        }
+    }
+    let agree = probs
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| ferrite_model::predict::argmax(p) == train.label(*i) as usize)
+        .count();
+    eprintln!(
+        "teacher {name}: targets for {} training images in {:.1} s (it agrees with {:.1} % of their labels), weight {weight}",
+        train.len(),
+        started.elapsed().as_secs_f64(),
+        100.0 * agree as f64 / train.len() as f64
+    );
+    Ok(train.with_soft_targets(targets, k))
 }
 
 /// Runs one training with Ctrl-C handling: the first Ctrl-C stops after the batch and saves
