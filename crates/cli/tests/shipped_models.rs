@@ -91,3 +91,40 @@ fn the_builtin_model_is_the_ferplus_model() {
         "models/builtin.safetensors is not models/ferplus.safetensors"
     );
 }
+
+#[test]
+fn eval_against_another_model_counts_the_faces_only_one_gets_right() {
+    let Some(csv) = fer2013() else { return };
+    let (fer2013, ferplus) = (
+        model("models/fer2013.safetensors"),
+        model("models/ferplus.safetensors"),
+    );
+    let out = ferrite_ok(&[
+        "eval",
+        "--model",
+        fer2013.to_str().unwrap(),
+        "--against",
+        ferplus.to_str().unwrap(),
+        "--fer2013",
+        csv.to_str().unwrap(),
+        "--split",
+        "PublicTest",
+        "--json",
+    ]);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let against = &json["against"];
+    let (only_model, only_against) = (
+        against["only_model_right"].as_f64().unwrap(),
+        against["only_against_right"].as_f64().unwrap(),
+    );
+    let n = json["n"].as_f64().unwrap();
+    // The two accuracies differ by exactly the discordant faces.
+    let gap = json["accuracy"].as_f64().unwrap() - against["accuracy"].as_f64().unwrap();
+    assert!(
+        (gap - (only_model - only_against) / n).abs() < 1e-9,
+        "{json}"
+    );
+    assert!(only_model > 50.0 && only_against > 50.0, "{against}");
+    let p = against["mcnemar_p"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p), "{p}");
+}

@@ -37,6 +37,10 @@ pub struct EvalArgs {
     /// Test-time augmentation.
     #[arg(long, value_enum, default_value_t = TtaArg::None)]
     tta: TtaArg,
+    /// Also score this model (or comma-separated ensemble) on the same faces and test
+    /// whether the two differ: McNemar's exact test on the faces only one gets right.
+    #[arg(long, value_name = "FILE[,FILE...]", value_delimiter = ',')]
+    against: Vec<PathBuf>,
     /// Also draw the confusion matrix to this PNG.
     #[arg(long, value_name = "PNG")]
     confusion: Option<PathBuf>,
@@ -73,6 +77,26 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     let report =
         ferrite_train::score::score(&models, &split.samples, &ds.classes, tta, &device, |_| {});
     let seconds = start.elapsed().as_secs_f64();
+    let against = if args.against.is_empty() {
+        None
+    } else {
+        let other = ferrite_model::Ensemble::load(&args.against, &device)?;
+        let theirs =
+            ferrite_train::score::score(&other, &split.samples, &ds.classes, tta, &device, |_| {});
+        if theirs.correct.len() != report.correct.len() {
+            anyhow::bail!(
+                "--against scores {} faces and --model {}: the two must know the same classes",
+                theirs.correct.len(),
+                report.correct.len()
+            );
+        }
+        let test = ferrite_train::score::mcnemar(&report.correct, &theirs.correct);
+        Some((
+            ferrite_model::ensemble::describe(&args.against),
+            theirs.accuracy,
+            test,
+        ))
+    };
     if report.n == 0 {
         anyhow::bail!(
             "none of the classes of {} is known to the model ({})",
@@ -112,6 +136,13 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             "n": report.n,
             "left_out": report.left_out,
             "seconds": seconds,
+            "against": against.as_ref().map(|(name, accuracy, test)| json!({
+                "model": name,
+                "accuracy": accuracy,
+                "only_model_right": test.only_first,
+                "only_against_right": test.only_second,
+                "mcnemar_p": test.p_value,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
@@ -136,6 +167,24 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         report.accuracy * 100.0,
         report.macro_f1
     );
+    if let Some((name, accuracy, test)) = &against {
+        println!(
+            "against {name}: accuracy {:.2} %; right only with --model: {}, only with --against: {}; McNemar exact p = {}{}\n",
+            accuracy * 100.0,
+            test.only_first,
+            test.only_second,
+            if test.p_value < 1e-3 {
+                format!("{:.1e}", test.p_value)
+            } else {
+                format!("{:.4}", test.p_value)
+            },
+            if test.p_value < 0.05 {
+                " (a real difference at 5 %)"
+            } else {
+                " (within chance at 5 %)"
+            }
+        );
+    }
     let mut t = table(vec![
         "class".into(),
         "precision".into(),
