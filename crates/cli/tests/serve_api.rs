@@ -13,6 +13,7 @@ fn health_model_page_and_metrics() {
     let (status, model) = server.json("GET", "/v1/model", None, b"");
     assert_eq!(status, 200);
     assert_eq!(model["source"], "built-in");
+    assert_eq!(model["models"], 1);
     assert_eq!(
         model["classes"].as_array().unwrap().len(),
         8,

@@ -109,6 +109,7 @@ impl AppState {
         let meta = &predictor.meta;
         let model = json!({
             "source": predictor.source,
+            "models": predictor.models(),
             "arch": meta.arch.arch.to_string(),
             "classes": meta.classes,
             "dataset": meta.dataset,
