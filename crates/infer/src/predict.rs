@@ -23,8 +23,6 @@ const BATCH: usize = 64;
 /// A model (or an ensemble of models) ready to classify faces.
 pub struct Predictor {
     models: Ensemble,
-    /// The (first) model's metadata; the classes are every member's.
-    pub meta: ModelMeta,
     /// The model file(s), joined by " + ", or "built-in".
     pub source: String,
     device: Device,
@@ -41,11 +39,15 @@ impl Predictor {
             (Ensemble::load(models, &device)?, describe(models))
         };
         Ok(Predictor {
-            meta: models.meta().clone(),
             models,
             source,
             device,
         })
+    }
+
+    /// The (first) model's metadata; the classes are every member's.
+    pub fn meta(&self) -> &ModelMeta {
+        self.models.meta()
     }
 
     /// How many models are averaged.
@@ -53,7 +55,7 @@ impl Predictor {
         self.models.len()
     }
 
-    /// Class probabilities (in `meta.classes` order) for each 48x48 face plane.
+    /// Class probabilities (in `meta().classes` order) for each 48x48 face plane.
     pub fn classify(&self, planes: &[[u8; PIXELS]]) -> Vec<Vec<f32>> {
         planes
             .chunks(BATCH)

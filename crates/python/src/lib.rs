@@ -102,7 +102,7 @@ impl Model {
     /// The class names, in the order of the probabilities.
     #[getter]
     fn classes(&self) -> Vec<String> {
-        self.predictor.meta.classes.clone()
+        self.predictor.meta().classes.clone()
     }
 
     /// What the model is: source, models (how many are averaged), arch, dataset, classes,
@@ -110,7 +110,7 @@ impl Model {
     /// version that wrote it (of the first model of an ensemble).
     #[getter]
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let meta = &self.predictor.meta;
+        let meta = &self.predictor.meta();
         let info = serde_json::json!({
             "source": self.predictor.source,
             "models": self.predictor.models(),
@@ -127,7 +127,7 @@ impl Model {
     }
 
     fn __repr__(&self) -> String {
-        let meta = &self.predictor.meta;
+        let meta = &self.predictor.meta();
         format!(
             "ferrite.Model({}: {}, {}, {} classes)",
             self.predictor.source,
@@ -219,7 +219,7 @@ impl Model {
         })?;
         let out = PyList::empty(py);
         for p in &predictions {
-            let doc = p.to_json(&predictor.meta.classes);
+            let doc = p.to_json(&predictor.meta().classes);
             out.append(json_to_py(py, &doc["faces"])?)?;
         }
         Ok(out.into_any())
@@ -262,7 +262,7 @@ impl Model {
         drop(readonly);
         let predictor = &self.predictor;
         let probabilities = py.detach(|| predictor.classify(&planes));
-        let classes = predictor.meta.classes.len();
+        let classes = predictor.meta().classes.len();
         let flat: Vec<f32> = probabilities.into_iter().flatten().collect();
         let out: Bound<'py, PyArray2<f32>> =
             flat.into_pyarray(py).reshape([planes.len(), classes])?;

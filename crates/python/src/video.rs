@@ -127,7 +127,7 @@ impl VideoRows {
         let Some((frame, time, face)) = row.map_err(video_error)? else {
             return Ok(None);
         };
-        let classes = &model.predictor.meta.classes;
+        let classes = &model.predictor.meta().classes;
         let d = PyDict::new(py);
         d.set_item("frame", frame)?;
         d.set_item("time", time)?;

@@ -121,7 +121,7 @@ pub fn run(args: PredictArgs) -> Result<i32> {
         anyhow::bail!("--top must be at least 1");
     }
     let predictor = load_predictor(&args.model, &args.device)?;
-    let classes = predictor.meta.classes.clone();
+    let classes = predictor.meta().classes.clone();
     let options = args.faces.options(args.no_detect)?;
     if let Some(dir) = &args.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -196,8 +196,8 @@ pub fn run(args: PredictArgs) -> Result<i32> {
         let doc = json!({
             "model": {
                 "source": predictor.source,
-                "arch": predictor.meta.arch.arch.to_string(),
-                "dataset": predictor.meta.dataset,
+                "arch": predictor.meta().arch.arch.to_string(),
+                "dataset": predictor.meta().dataset,
                 "classes": classes,
             },
             "images": json_images,
@@ -209,8 +209,8 @@ pub fn run(args: PredictArgs) -> Result<i32> {
             "{n_images} image(s), {n_faces} face(s) in {:.2} s with the {} model ({}, {}){}",
             start.elapsed().as_secs_f64(),
             predictor.source,
-            predictor.meta.arch.arch,
-            predictor.meta.dataset,
+            predictor.meta().arch.arch,
+            predictor.meta().dataset,
             if failed > 0 {
                 format!("; {failed} file(s) failed")
             } else {

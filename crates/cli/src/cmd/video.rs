@@ -154,7 +154,7 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     let mut csv = args.csv.as_deref().map(Output::create).transpose()?;
     let mut json_out = args.json.as_deref().map(Output::create).transpose()?;
     let predictor = load_predictor(&args.model, &args.device)?;
-    let classes = predictor.meta.classes.clone();
+    let classes = predictor.meta().classes.clone();
     if let Some(out) = &mut csv {
         let mut header = "video,frame,time,track,x,y,width,height,score".to_string();
         for l in LANDMARKS {
@@ -322,7 +322,7 @@ fn analyse(
                 if args.plot.is_some() {
                     s.points.push((frame.time, f.probabilities.clone()));
                 }
-                let class = &predictor.meta.classes[f.top];
+                let class = &predictor.meta().classes[f.top];
                 *s.top.entry(class.clone()).or_default() += 1;
                 if args.annotate.is_some() {
                     let percent = f.probabilities[f.top] * 100.0;
