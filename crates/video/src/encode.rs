@@ -42,7 +42,7 @@ impl Encoder {
         start: Option<f64>,
         end: Option<f64>,
     ) -> Result<Encoder, VideoError> {
-        let ext = check_output(out)?;
+        let ext = extension(out)?;
         let temp = ferrite_data::atomic::temp_beside(out, &format!(".{ext}"))
             .map_err(|e| VideoError::Io {
                 path: out.display().to_string(),
@@ -187,22 +187,24 @@ impl Drop for Encoder {
 /// Checks, before any work, that a video can be written at `out`; its extension (which
 /// names the format).
 pub fn check_output(out: &Path) -> Result<String, VideoError> {
-    let io_error = |detail: String| VideoError::Io {
+    let ext = extension(out)?;
+    ferrite_data::atomic::temp_beside(out, "").map_err(|e| VideoError::Io {
         path: out.display().to_string(),
-        detail,
-    };
-    let ext = out
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    if ext.is_empty() {
-        return Err(io_error(
-            "give the output video an extension (.mp4, .mov or .mkv): it names the format".into(),
-        ));
-    }
-    ferrite_data::atomic::temp_beside(out, "")
-        .map_err(|e| io_error(format!("cannot write there: {e}")))?;
+        detail: format!("cannot write there: {e}"),
+    })?;
     Ok(ext)
+}
+
+/// The extension of an output video, which names its format; lower case.
+fn extension(out: &Path) -> Result<String, VideoError> {
+    match out.extension() {
+        Some(e) if !e.is_empty() => Ok(e.to_string_lossy().to_ascii_lowercase()),
+        _ => Err(VideoError::Io {
+            path: out.display().to_string(),
+            detail: "give the output video an extension (.mp4, .mov or .mkv): it names the format"
+                .into(),
+        }),
+    }
 }
 
 /// The codec of the first audio stream of `source`, if it has one.

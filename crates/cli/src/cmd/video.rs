@@ -143,9 +143,11 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     };
     settings.check().map_err(anyhow::Error::msg)?;
     // Check every video and the outputs before the long work starts.
-    for f in &args.files {
-        check(f)?;
-    }
+    let durations = args
+        .files
+        .iter()
+        .map(|f| check(f))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(out) = &args.annotate {
         for k in 0..args.files.len() {
             ferrite_video::encode::check_output(&numbered(out, k))?;
@@ -183,7 +185,9 @@ pub fn run(args: VideoArgs) -> Result<i32> {
     let mut rows_written = 0u64;
     for (k, file) in args.files.iter().enumerate() {
         let name = file.display().to_string();
-        let summary = analyse(file, k, &args, &settings, &predictor, |row| {
+        let annotate = args.annotate.as_ref().map(|out| numbered(out, k));
+        let video = (file.as_path(), durations[k], annotate.as_deref());
+        let summary = analyse(video, &args, &settings, &predictor, |row| {
             if let Some(out) = &mut csv {
                 writeln!(
                     out.file,
@@ -274,17 +278,15 @@ struct FaceRow {
     smoothed: Option<Vec<f32>>,
 }
 
-/// Runs one video (the `k`th), handing each row to `emit`; the per-track summary, or
-/// `None` when stopped by Ctrl-C.
+/// Runs one video (its file, duration when known, and --annotate output), handing each
+/// row to `emit`; the per-track summary, or `None` when stopped by Ctrl-C.
 fn analyse(
-    file: &Path,
-    k: usize,
+    (file, duration, annotate): (&Path, Option<f64>, Option<&Path>),
     args: &VideoArgs,
     settings: &Settings,
     predictor: &Predictor,
     mut emit: impl FnMut(Row) -> Result<()>,
 ) -> Result<Option<BTreeMap<u64, TrackSummary>>> {
-    let duration = check(file)?;
     let mut analysis = Analysis::open(file, settings)?;
     let bar = progress(duration, args);
     let mut summary: BTreeMap<u64, TrackSummary> = BTreeMap::new();
@@ -324,7 +326,7 @@ fn analyse(
                 }
                 let class = &predictor.meta().classes[f.top];
                 *s.top.entry(class.clone()).or_default() += 1;
-                if args.annotate.is_some() {
+                if annotate.is_some() {
                     let percent = f.probabilities[f.top] * 100.0;
                     labels.push((f.bbox, f.top, format!("#{} {class} {percent:.0}%", f.track)));
                 }
@@ -352,11 +354,11 @@ fn analyse(
                 })?;
             }
         }
-        if let Some(out) = &args.annotate {
+        if let Some(out) = annotate {
             let clock = Instant::now();
             draw_and_encode(
                 &mut encoder,
-                &numbered(out, k),
+                out,
                 file,
                 args,
                 frame.image,
@@ -387,7 +389,7 @@ fn analyse(
         per_frame(time.decode),
         per_frame(time.detect),
         per_frame(time.classify),
-        if args.annotate.is_some() {
+        if annotate.is_some() {
             format!(", annotate {:.1} ms", per_frame(annotating))
         } else {
             String::new()
