@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod dataset_args;
+mod model_args;
 mod output;
 
 /// ferrite: facial expression recognition on small (48x48) gray faces.

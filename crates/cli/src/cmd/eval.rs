@@ -9,6 +9,7 @@ use ferrite_model::predict::Tta;
 use serde_json::json;
 
 use crate::dataset_args::DatasetArgs;
+use crate::model_args::ScoredModel;
 use crate::output::{align_numbers, confusion_table, table};
 
 /// Score a model on a labelled split (accuracy, macro-F1, confusion matrix).
@@ -20,15 +21,8 @@ use crate::output::{align_numbers, confusion_table, table};
 /// Example: ferrite eval --model models/fer2013.safetensors --fer2013 fer2013.csv.gz --tta flip
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model file; several, comma-separated, score them as an ensemble (their
-    /// probabilities averaged; they must share their classes).
-    #[arg(
-        long,
-        value_name = "FILE[,FILE...]",
-        value_delimiter = ',',
-        required = true
-    )]
-    model: Vec<PathBuf>,
+    #[command(flatten)]
+    scored: ScoredModel,
     #[command(flatten)]
     data: DatasetArgs,
     /// Split to score [default: the test split: PrivateTest, FERPlus test, or a folder's test].
@@ -47,9 +41,6 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// cpu, or gpu[:N] in a build with `--features gpu`.
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,10 +53,9 @@ enum TtaArg {
 }
 
 pub fn run(args: EvalArgs) -> Result<i32> {
-    let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let models = ferrite_model::Ensemble::load(&args.model, &device)?;
+    let (models, device) = args.scored.load()?;
     let meta = models.meta();
-    let name = ferrite_model::ensemble::describe(&args.model);
+    let name = args.scored.name();
     let ds = crate::cmd::data::load(&args.data)?;
     let split = crate::cmd::data::scored_split(&ds, args.split.as_deref())?;
     let tta = match args.tta {

@@ -1,8 +1,6 @@
 //! `ferrite robustness`: how a model's accuracy holds when faces are framed or captured
 //! differently from its training data.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::Args;
 use ferrite_data::Samples;
@@ -12,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::dataset_args::DatasetArgs;
+use crate::model_args::ScoredModel;
 use crate::output::{align_numbers, table};
 
 /// Score a model on a split under fixed framing and camera changes.
@@ -26,14 +25,8 @@ use crate::output::{align_numbers, table};
 /// Example: ferrite robustness --model models/fer2013.safetensors --fer2013 fer2013.csv.gz --split PublicTest
 #[derive(Debug, Args)]
 pub struct RobustnessArgs {
-    /// Model file; several, comma-separated, score them as an ensemble.
-    #[arg(
-        long,
-        value_name = "FILE[,FILE...]",
-        value_delimiter = ',',
-        required = true
-    )]
-    model: Vec<PathBuf>,
+    #[command(flatten)]
+    scored: ScoredModel,
     #[command(flatten)]
     data: DatasetArgs,
     /// Split to score [default: the test split]. Choose on the validation split, report on
@@ -43,14 +36,10 @@ pub struct RobustnessArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// cpu, or gpu[:N] in a build with `--features gpu`.
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 pub fn run(args: RobustnessArgs) -> Result<i32> {
-    let device = ferrite_model::device::parse(&args.device).map_err(anyhow::Error::msg)?;
-    let models = ferrite_model::Ensemble::load(&args.model, &device)?;
+    let (models, device) = args.scored.load()?;
     let ds = crate::cmd::data::load(&args.data)?;
     let split = crate::cmd::data::scored_split(&ds, args.split.as_deref())?;
     let conditions = perturb::standard_set();
@@ -78,7 +67,7 @@ pub fn run(args: RobustnessArgs) -> Result<i32> {
     let base = rows[0].1;
     if args.json {
         let out = json!({
-            "model": ferrite_model::ensemble::describe(&args.model),
+            "model": args.scored.name(),
             "dataset": ds.name,
             "split": split.name,
             "conditions": rows.iter().map(|(name, acc, f1)| json!({
@@ -90,7 +79,7 @@ pub fn run(args: RobustnessArgs) -> Result<i32> {
     }
     println!(
         "{} ({}) on {} {}: {} faces, no TTA",
-        ferrite_model::ensemble::describe(&args.model),
+        args.scored.name(),
         models.meta().arch.arch,
         ds.name,
         split.name,
