@@ -26,8 +26,9 @@ import ferrite
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def median_ms(f, runs=30):
-    for _ in range(3):
+def median_ms(f, runs=30, warmup=3):
+    """Median milliseconds of `runs` calls of `f`, after `warmup` calls."""
+    for _ in range(warmup):
         f()
     times = []
     for _ in range(runs):

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import ferrite
+from bench import median_ms  # crates/python/bench.py, beside this file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # fer's class order is FER2013's.
@@ -37,16 +38,6 @@ def fer_class():
     except ImportError:  # fer 25 moved it
         from fer.fer import FER
     return FER
-
-
-def median_ms(f, runs=5):
-    f()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        f()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def speed(photos):
@@ -63,11 +54,11 @@ def speed(photos):
         bgr = cv2.imread(str(path))
         rgb = np.ascontiguousarray(bgr[..., ::-1])
         cells = [pathlib.Path(path).name, f"{bgr.shape[1]}x{bgr.shape[0]}"]
-        t = median_ms(lambda: ours.predict(rgb))
+        t = median_ms(lambda: ours.predict(rgb), runs=5, warmup=1)
         totals["ferrite"].append(t)
         cells += [f"{t:.1f}", str(len(ours.predict(rgb)))]
         for name, det in detectors.items():
-            t = median_ms(lambda: det.detect_emotions(bgr))
+            t = median_ms(lambda: det.detect_emotions(bgr), runs=5, warmup=1)
             totals[name].append(t)
             cells += [f"{t:.1f}", str(len(det.detect_emotions(bgr)))]
         print("| " + " | ".join(cells) + " |")
