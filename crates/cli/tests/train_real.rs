@@ -159,3 +159,105 @@ fn distillation_mixes_the_teachers_probabilities_into_the_targets_and_keeps_them
         "{stderr}"
     );
 }
+
+#[test]
+fn weight_averaging_saves_the_mean_of_the_last_epochs_and_survives_resume() {
+    let Some(csv) = fer2013() else { return };
+    let csv = csv.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--fer2013",
+            csv,
+            "--limit",
+            "256",
+            "--val-limit",
+            "128",
+            "--no-augment",
+        ];
+        args.extend_from_slice(extra);
+        let out = ferrite(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code(), stderr)
+    };
+    let info = |model: &std::path::Path| -> Value {
+        let out = ferrite_ok(&["info", "--model", model.to_str().unwrap(), "--json"]);
+        serde_json::from_str::<Value>(&out).unwrap()["model"].clone()
+    };
+
+    // Asked for at the start: epochs 2 and 3 of 3 are averaged.
+    let run = dir.path().join("run");
+    let run_arg = run.to_str().unwrap();
+    let (code, stderr) = train(&["--epochs", "3", "--average", "2", "--out", run_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("weight average of the last 2 epochs"),
+        "{stderr}"
+    );
+    let average = run.join("average.safetensors");
+    let meta = info(&average);
+    assert_eq!(meta["averaged_epochs"], 2, "{meta}");
+    assert_eq!(meta["epochs"], 3, "{meta}");
+    assert!(meta["val_accuracy"].as_f64().unwrap() > 0.0, "{meta}");
+    // A model of its own: not the selected epoch's, nor a copy of the last.
+    let best = std::fs::read(run.join("best.safetensors")).unwrap();
+    assert_ne!(std::fs::read(&average).unwrap(), best);
+    assert!(
+        info(&run.join("best.safetensors"))
+            .get("averaged_epochs")
+            .is_none()
+    );
+
+    // Resumed as it is, the checkpoint's average is scored again; its length and window
+    // are fixed once averaging has begun.
+    let (code, stderr) = train(&["--resume", run_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("weight average of the last 2 epochs"),
+        "{stderr}"
+    );
+    for change in [&["--epochs", "4"][..], &["--average", "3"]] {
+        let mut args = change.to_vec();
+        args.extend(["--resume", run_arg]);
+        let (code, stderr) = train(&args);
+        assert_eq!(code, Some(1), "{change:?}: {stderr}");
+        assert!(stderr.contains("cannot change its length"), "{stderr}");
+    }
+
+    // Asked for on resume, before it begins: a 2-epoch run extended to 4, averaging 3 and 4.
+    let late = dir.path().join("late");
+    let late_arg = late.to_str().unwrap();
+    let (code, stderr) = train(&["--epochs", "2", "--out", late_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!late.join("average.safetensors").exists());
+    let (code, stderr) = train(&["--epochs", "4", "--average", "2", "--resume", late_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        info(&late.join("average.safetensors"))["averaged_epochs"],
+        2
+    );
+    // Resumed without --epochs, a run keeps its own length (not the default of 60).
+    let (code, stderr) = train(&["--resume", late_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let metrics = std::fs::read_to_string(late.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 4);
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(late.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["epochs"], 4);
+    assert_eq!(config["train"]["average_epochs"], 2);
+
+    let (code, stderr) = train(&[
+        "--epochs",
+        "2",
+        "--average",
+        "3",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--average 3 is more than the run's 2 epochs"),
+        "{stderr}"
+    );
+}

@@ -37,6 +37,9 @@ pub struct ModelMeta {
     pub val_accuracy: Option<f64>,
     /// Epochs of training behind these weights.
     pub epochs: usize,
+    /// Weight averaging: the weights are the mean of those of this many final epochs.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub averaged_epochs: usize,
     /// The ferrite version that wrote the file.
     pub created_by: String,
 }
@@ -53,9 +56,14 @@ impl ModelMeta {
             val_split: None,
             val_accuracy: None,
             epochs: 0,
+            averaged_epochs: 0,
             created_by: format!("ferrite {}", env!("CARGO_PKG_VERSION")),
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! One file, written atomically: a safetensors container whose tensors are opaque byte
 //! blobs (the network in burn's burnpack format, which keeps parameter ids so that the
 //! optimiser state still matches; the optimiser state) and whose metadata holds the run
-//! state as JSON. A crash leaves either the previous checkpoint or the new one.
+//! state as JSON; with `--average`, also the weight average so far and its count. A crash leaves either the previous checkpoint or the new one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +15,7 @@ use ferrite_model::{ArchConfig, Network};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::average::Average;
 use crate::config::TrainConfig;
 use crate::schedule::Schedule;
 
@@ -45,12 +46,15 @@ pub struct RunState {
     pub partial: Option<Running>,
 }
 
+/// What a checkpoint holds besides its run state.
 pub struct Checkpoint {
     pub config: TrainConfig,
     pub arch: ArchConfig,
     pub state: RunState,
     pub net: Network,
     pub optimizer: ModuleOptimizer,
+    /// The weight average so far (`--average`), once it has begun.
+    pub average: Option<Average>,
 }
 
 /// Writes a checkpoint atomically.
@@ -61,27 +65,30 @@ pub fn save(
     state: &RunState,
     net: &Network,
     optimizer: &ModuleOptimizer,
+    average: Option<&Average>,
 ) -> Result<(), String> {
-    let mut store = BurnpackStore::from_bytes(None);
-    net.save_into(&mut store)
-        .map_err(|e| format!("cannot pack the network: {e}"))?;
-    let model = store
-        .get_bytes()
-        .map_err(|e| format!("cannot pack the network: {e}"))?;
+    let model = pack(net)?;
     let optim = optimizer
         .into_bytes()
         .map_err(|e| format!("cannot pack the optimiser state: {e:?}"))?;
-    let tensors = vec![
+    let packed_average = average.map(|a| pack(&a.net)).transpose()?;
+    let mut tensors = vec![
         ("model".to_string(), blob(&model)?),
         ("optimizer".to_string(), blob(&optim)?),
     ];
-    let metadata = HashMap::from([
+    if let Some(bytes) = &packed_average {
+        tensors.push(("average".to_string(), blob(bytes)?));
+    }
+    let mut metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("format_version".to_string(), VERSION.to_string()),
         ("config".to_string(), to_json(config)),
         ("arch".to_string(), to_json(arch)),
         ("state".to_string(), to_json(state)),
     ]);
+    if let Some(a) = average {
+        metadata.insert("averaged".to_string(), a.count.to_string());
+    }
     let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(|e| e.to_string())?;
     ferrite_data::atomic::write_atomic(path, &bytes)
         .map_err(|e| format!("{}: cannot write: {e}", path.display()))
@@ -126,16 +133,29 @@ pub fn load(
             .data()
             .to_vec())
     };
-    let mut net = arch.init(device);
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(blob("model")?)));
-    let applied = net
-        .load_from(&mut store)
-        .map_err(|e| format!("{name}: cannot restore the network: {e}"))?;
-    if !applied.missing.is_empty() || !applied.errors.is_empty() {
-        return Err(format!(
-            "{name}: the network in the checkpoint does not match its architecture"
-        ));
-    }
+    let unpack = |bytes: Vec<u8>| -> Result<Network, String> {
+        let mut net = arch.init(device);
+        let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
+        let applied = net
+            .load_from(&mut store)
+            .map_err(|e| format!("{name}: cannot restore the network: {e}"))?;
+        if !applied.missing.is_empty() || !applied.errors.is_empty() {
+            return Err(format!(
+                "{name}: the network in the checkpoint does not match its architecture"
+            ));
+        }
+        Ok(net)
+    };
+    let net = unpack(blob("model")?)?;
+    let average = match meta.get("averaged") {
+        Some(count) => Some(Average {
+            net: unpack(blob("average")?)?,
+            count: count
+                .parse()
+                .map_err(|_| format!("{name}: unreadable `averaged`: {count:?}"))?,
+        }),
+        None => None,
+    };
     let optimizer = optimizer
         .from_bytes(Bytes::from_bytes_vec(blob("optimizer")?))
         .map_err(|e| format!("{name}: cannot restore the optimiser: {e:?}"))?;
@@ -145,7 +165,17 @@ pub fn load(
         state,
         net,
         optimizer,
+        average,
     })
+}
+
+fn pack(net: &Network) -> Result<Bytes, String> {
+    let mut store = BurnpackStore::from_bytes(None);
+    net.save_into(&mut store)
+        .map_err(|e| format!("cannot pack the network: {e}"))?;
+    store
+        .get_bytes()
+        .map_err(|e| format!("cannot pack the network: {e}"))
 }
 
 fn blob(bytes: &[u8]) -> Result<TensorView<'_>, String> {

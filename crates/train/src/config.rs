@@ -63,6 +63,10 @@ pub struct TrainConfig {
     /// The teacher's share of each target (the rest is the label).
     #[serde(default)]
     pub teacher_weight: f64,
+    /// Weight averaging: keep the mean of the weights at the end of each of the last N
+    /// epochs, saved as `average.safetensors` at the end of the run; 0: none.
+    #[serde(default)]
+    pub average_epochs: usize,
 }
 
 impl Default for TrainConfig {
@@ -90,6 +94,7 @@ impl Default for TrainConfig {
             from: None,
             teacher: Vec::new(),
             teacher_weight: 0.0,
+            average_epochs: 0,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! ferrite's training, evaluation and metrics.
 
+pub mod average;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;

@@ -20,6 +20,7 @@ use ferrite_model::{ArchConfig, ModelMeta, Network};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use crate::average::{Average, measure_norms};
 use crate::checkpoint::{self, RunState};
 use crate::config::{OptimizerKind, TrainConfig};
 use crate::metrics::Confusion;
@@ -84,6 +85,7 @@ pub const BEST: &str = "best.safetensors";
 pub const METRICS: &str = "metrics.jsonl";
 pub const CONFIG: &str = "config.json";
 pub const CURVES: &str = "curves.png";
+pub const AVERAGE: &str = "average.safetensors";
 
 /// Trains into `out`. With [`Start::Resume`], continues the run whose `last.ckpt` is in
 /// `out` (its saved configuration wins over `config`, except for the number of epochs).
@@ -113,13 +115,24 @@ pub fn train(
     let batches_per_epoch = data.train.len().div_ceil(config.batch_size);
     // Set before `start` is taken apart; a resumed run scored its start when it began.
     let fine_tuning = matches!(start, Start::From(..));
-    let (config, arch, mut state, net, mut optim) = if let Start::Resume = start {
+    let (config, arch, mut state, net, mut optim, mut average) = if let Start::Resume = start {
         let c = checkpoint::load(&ckpt_path, &device, new_optimizer(&config))?;
         let mut saved = c.config;
+        let changed =
+            saved.epochs != config.epochs || saved.average_epochs != config.average_epochs;
+        if changed && let Some(a) = &c.average {
+            return Err(format!(
+                "{} has averaged the weights of {} epochs already; it cannot change its length or how many epochs it averages",
+                out.display(),
+                a.count
+            ));
+        }
         if saved.epochs != config.epochs {
             // Extending a run: stretch the schedule over the new length.
             saved.epochs = config.epochs;
         }
+        // Averaging only reads the weights, so it can be asked for before it begins.
+        saved.average_epochs = config.average_epochs;
         let mut state = c.state;
         state.schedule.total_steps = saved.epochs * batches_per_epoch;
         eprintln!(
@@ -128,7 +141,7 @@ pub fn train(
             state.epochs_done + 1,
             state.step
         );
-        (saved, c.arch, state, c.net, c.optimizer)
+        (saved, c.arch, state, c.net, c.optimizer, c.average)
     } else {
         if ckpt_path.exists() {
             return Err(format!(
@@ -160,7 +173,7 @@ pub fn train(
             partial: None,
         };
         let optim = new_optimizer(&config);
-        (config, arch, state, net, optim)
+        (config, arch, state, net, optim, None)
     };
     // Freezing is not saved with the weights: set it on every start.
     let mut net = if config.freeze > 0 {
@@ -261,7 +274,15 @@ pub fn train(
                 net.sync_running_stats();
                 state.partial = Some(run);
                 state.epochs_done = epoch;
-                checkpoint::save(&ckpt_path, &config, &arch, &state, &net, &optim)?;
+                checkpoint::save(
+                    &ckpt_path,
+                    &config,
+                    &arch,
+                    &state,
+                    &net,
+                    &optim,
+                    average.as_ref(),
+                )?;
                 eprintln!(
                     "interrupted: saved {} (resume with --resume {})",
                     ckpt_path.display(),
@@ -309,7 +330,21 @@ pub fn train(
         }
         history.push(m);
         write_history(out, &history)?;
-        checkpoint::save(&ckpt_path, &config, &arch, &state, &net, &optim)?;
+        if epoch + config.average_epochs >= config.epochs {
+            match &mut average {
+                Some(a) => a.add(&net)?,
+                None => average = Some(Average::new(&net)),
+            }
+        }
+        checkpoint::save(
+            &ckpt_path,
+            &config,
+            &arch,
+            &state,
+            &net,
+            &optim,
+            average.as_ref(),
+        )?;
         if let Err(e) = crate::plot::curves(&history, &data.val_name, &out.join(CURVES)) {
             eprintln!("warning: cannot draw {}: {e}", CURVES);
         }
@@ -336,6 +371,32 @@ pub fn train(
             data.val_name
         );
     }
+    if let Some(a) = average {
+        let started = Instant::now();
+        measure_norms(
+            &a.net,
+            data.train.clone(),
+            data.classes.len(),
+            &config,
+            norm,
+            &device,
+        );
+        let valid = a.net.valid();
+        let (val_loss, confusion) = score(&valid);
+        let mut meta = model_meta(&arch, data, norm, confusion.accuracy(), state.epochs_done);
+        meta.averaged_epochs = a.count;
+        let path = out.join(AVERAGE);
+        ferrite_model::file::save(&path, &valid, &meta).map_err(|e| e.to_string())?;
+        eprintln!(
+            "weight average of the last {} epochs (batch norm measured again in {:.0} s): {} loss {val_loss:.4} acc {:.4} macro-F1 {:.4}; model in {}",
+            a.count,
+            started.elapsed().as_secs_f64(),
+            data.val_name,
+            confusion.accuracy(),
+            confusion.macro_f1(),
+            path.display()
+        );
+    }
     Ok(Outcome::Finished)
 }
 
@@ -349,12 +410,24 @@ fn save_best(
     val_accuracy: f64,
     epoch: usize,
 ) -> Result<(), String> {
+    let meta = model_meta(arch, data, norm, val_accuracy, epoch);
+    ferrite_model::file::save(&out.join(BEST), net, &meta).map_err(|e| e.to_string())
+}
+
+/// A trained model's description: what it is, and what it was selected on.
+fn model_meta(
+    arch: &ArchConfig,
+    data: &TrainData,
+    norm: Normalization,
+    val_accuracy: f64,
+    epochs: usize,
+) -> ModelMeta {
     let mut meta = ModelMeta::new(arch.clone(), data.classes.clone(), &data.dataset);
     meta.normalization = norm;
     meta.val_split = Some(data.val_name.clone());
     meta.val_accuracy = Some(val_accuracy);
-    meta.epochs = epoch;
-    ferrite_model::file::save(&out.join(BEST), net, &meta).map_err(|e| e.to_string())
+    meta.epochs = epochs;
+    meta
 }
 
 fn new_optimizer(config: &TrainConfig) -> ModuleOptimizer {

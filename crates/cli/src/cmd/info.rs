@@ -58,6 +58,12 @@ pub fn run(args: InfoArgs) -> Result<i32> {
             "model: {} trained on {} for {} epochs",
             m.arch.arch, m.dataset, m.epochs
         );
+        if m.averaged_epochs > 0 {
+            println!(
+                "weights: the mean of those of its last {} epochs",
+                m.averaged_epochs
+            );
+        }
         if let (Some(split), Some(acc)) = (&m.val_split, m.val_accuracy) {
             println!("selected on {split}: accuracy {:.2} %", acc * 100.0);
         }

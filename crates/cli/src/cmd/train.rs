@@ -48,6 +48,12 @@ pub struct TrainArgs {
     /// The teacher's share of each target; the label keeps the rest.
     #[arg(help_heading = TRAINING, long, value_name = "W", default_value_t = 0.5, requires = "teacher")]
     teacher_weight: f64,
+    /// Weight averaging: also keep the mean of the weights at the end of each of the last N
+    /// epochs, with batch-norm statistics measured again on the training images, saved as
+    /// average.safetensors and scored on validation at the end (compare it with
+    /// best.safetensors there). With --resume: may be set until the averaging begins.
+    #[arg(help_heading = TRAINING, long, value_name = "N")]
+    average: Option<usize>,
     #[command(flatten)]
     options: TrainOptions,
     #[command(flatten)]
@@ -218,6 +224,7 @@ impl TrainOptions {
             from: None,
             teacher: Vec::new(),
             teacher_weight: 0.0,
+            average_epochs: 0,
         };
         if config.batch_size == 0 || config.epochs == 0 {
             bail!("--epochs and --batch-size must be at least 1");
@@ -271,8 +278,7 @@ pub fn run(args: TrainArgs) -> Result<i32> {
     if !(0.0..=1.0).contains(&args.teacher_weight) {
         bail!("--teacher-weight must be between 0 and 1");
     }
-    (config.teacher, config.teacher_weight) = match &args.resume {
-        // The run's own teacher: its targets must not change halfway.
+    match &args.resume {
         Some(dir) => {
             let saved = dir.join(ferrite_train::trainer::CONFIG);
             let text = std::fs::read_to_string(&saved)
@@ -280,17 +286,32 @@ pub fn run(args: TrainArgs) -> Result<i32> {
             let saved: TrainConfig = serde_json::from_str::<serde_json::Value>(&text)
                 .and_then(|doc| serde_json::from_value(doc["train"].clone()))
                 .with_context(|| format!("{}: not a run configuration", saved.display()))?;
-            (saved.teacher, saved.teacher_weight)
+            // Its length unless a new one is given (not the default of a new run).
+            config.epochs = args.options.epochs.unwrap_or(saved.epochs);
+            // The run's own teacher: its targets must not change halfway.
+            config.teacher = saved.teacher;
+            config.teacher_weight = saved.teacher_weight;
+            config.average_epochs = args.average.unwrap_or(saved.average_epochs);
         }
-        None if args.teacher.is_empty() => (Vec::new(), 0.0),
-        None => (
-            args.teacher
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            args.teacher_weight,
-        ),
-    };
+        None => {
+            if !args.teacher.is_empty() {
+                config.teacher = args
+                    .teacher
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                config.teacher_weight = args.teacher_weight;
+            }
+            config.average_epochs = args.average.unwrap_or(0);
+        }
+    }
+    if config.average_epochs > config.epochs {
+        bail!(
+            "--average {} is more than the run's {} epochs",
+            config.average_epochs,
+            config.epochs
+        );
+    }
     let ds = crate::cmd::data::load(&args.data)?;
     let mut data = train_data(
         &args.data,
