@@ -10,6 +10,22 @@ fn last_metrics(run: &std::path::Path) -> Value {
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
+/// `ferrite train` on 256 training and 128 validation images, without augmentation.
+fn train_small(csv: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        "--fer2013",
+        csv,
+        "--limit",
+        "256",
+        "--val-limit",
+        "128",
+        "--no-augment",
+    ];
+    args.extend_from_slice(extra);
+    ferrite(&args)
+}
+
 #[test]
 fn overfits_256_real_images() {
     let Some(csv) = fer2013() else { return };
@@ -83,20 +99,7 @@ fn distillation_mixes_the_teachers_probabilities_into_the_targets_and_keeps_them
     let teacher = models.join("fer2013.safetensors");
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let train = |extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--fer2013",
-            csv,
-            "--limit",
-            "256",
-            "--val-limit",
-            "128",
-            "--no-augment",
-        ];
-        args.extend_from_slice(extra);
-        ferrite(&args)
-    };
+    let train = |extra: &[&str]| train_small(csv, extra);
     let out = train(&[
         "--epochs",
         "1",
@@ -166,18 +169,7 @@ fn weight_averaging_saves_the_mean_of_the_last_epochs_and_survives_resume() {
     let csv = csv.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let train = |extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--fer2013",
-            csv,
-            "--limit",
-            "256",
-            "--val-limit",
-            "128",
-            "--no-augment",
-        ];
-        args.extend_from_slice(extra);
-        let out = ferrite(&args);
+        let out = train_small(csv, extra);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         (out.status.code(), stderr)
     };

@@ -83,9 +83,18 @@ impl Model {
             Some(p) if p.is_instance_of::<PyString>() || p.hasattr("__fspath__")? => {
                 vec![p.extract()?]
             }
-            Some(p) => p.extract().map_err(|_| {
-                PyTypeError::new_err("path: expected a path, a list of paths or None")
-            })?,
+            Some(p) => {
+                let paths: Vec<PathBuf> = p.extract().map_err(|_| {
+                    PyTypeError::new_err("path: expected a path, a list of paths or None")
+                })?;
+                // An empty list is more likely a mistake than a wish for the built-in model.
+                if paths.is_empty() {
+                    return Err(PyValueError::new_err(
+                        "path: an empty list of models (None loads the built-in model)",
+                    ));
+                }
+                paths
+            }
         };
         let device = ferrite_model::device::parse(device).map_err(PyValueError::new_err)?;
         let predictor = py.detach(|| Predictor::load(&paths, device)).map_err(|e| {

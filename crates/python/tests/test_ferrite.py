@@ -291,3 +291,5 @@ def test_a_list_of_models_is_an_ensemble(tmp_path):
         ferrite.Model([fer2013, tmp_path / "missing.safetensors"])
     with pytest.raises(TypeError, match="list of paths"):
         ferrite.Model(42)
+    with pytest.raises(ValueError, match="empty list"):
+        ferrite.Model([])

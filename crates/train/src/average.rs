@@ -5,18 +5,13 @@
 //! weights they were measured with, so after averaging they are measured again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use burn::store::ModuleSnapshot;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::tensor::{Bytes, DType, Device, Tensor, TensorData};
-use ferrite_data::Samples;
-use ferrite_data::augment::Normalization;
 use ferrite_data::face::SIDE;
-use ferrite_data::loader::{Loader, LoaderConfig};
+use ferrite_data::loader::Loader;
 use ferrite_model::Network;
-
-use crate::config::TrainConfig;
 
 /// The running mean of the weights added so far.
 pub struct Average {
@@ -85,37 +80,14 @@ fn floats(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// Measures batch norm's running statistics for `net`'s weights: one pass over the training
-/// images (augmented as in training), in training mode, without optimiser steps.
+/// Measures batch norm's running statistics for `net`'s weights: one pass over an epoch of
+/// training batches, in training mode, without optimiser steps.
 ///
 /// Each batch moves the statistics by batch norm's momentum (0.1), so they end as a mean over
 /// the last few dozen batches, a few thousand images: close enough to the mean over all of
 /// them, and the same estimate the weights of every ordinary epoch are scored with.
-pub fn measure_norms(
-    net: &Network,
-    train: Arc<Samples>,
-    classes: usize,
-    config: &TrainConfig,
-    norm: Normalization,
-    device: &Device,
-) {
-    let loader = Loader::new(
-        train,
-        classes,
-        LoaderConfig {
-            batch_size: config.batch_size,
-            shuffle: true,
-            augment: Some(config.augment),
-            normalization: norm,
-            seed: config.seed,
-            // An order and augmentation no training epoch used.
-            epoch: config.epochs as u64,
-            workers: 1,
-            prefetch: 4,
-            drop_last: false,
-        },
-    );
-    for batch in loader {
+pub fn measure_norms(net: &Network, batches: Loader, device: &Device) {
+    for batch in batches {
         let x = Tensor::<4>::from_data(
             TensorData::new(batch.images, [batch.len, 1, SIDE, SIDE]),
             device,

@@ -208,21 +208,7 @@ pub fn train(
     let batch_lines = log == Log::Batches && !show_bar;
 
     for epoch in state.epochs_done..config.epochs {
-        let loader = Loader::new(
-            data.train.clone(),
-            data.classes.len(),
-            LoaderConfig {
-                batch_size: config.batch_size,
-                shuffle: true,
-                augment: Some(config.augment),
-                normalization: norm,
-                seed: config.seed,
-                epoch: epoch as u64,
-                workers: 1,
-                prefetch: 4,
-                drop_last: false,
-            },
-        );
+        let loader = training_batches(data, &config, norm, epoch);
         let loader_batches = loader.batches();
         let mut run = state.partial.take().unwrap_or_default();
         let bar = progress_bar(show_bar, loader.batches() as u64, epoch, config.epochs);
@@ -373,12 +359,10 @@ pub fn train(
     }
     if let Some(a) = average {
         let started = Instant::now();
+        // An order and augmentation no training epoch used.
         measure_norms(
             &a.net,
-            data.train.clone(),
-            data.classes.len(),
-            &config,
-            norm,
+            training_batches(data, &config, norm, config.epochs),
             &device,
         );
         let valid = a.net.valid();
@@ -398,6 +382,31 @@ pub fn train(
         );
     }
     Ok(Outcome::Finished)
+}
+
+/// An epoch's batches: the training images shuffled and augmented, in the order and with
+/// the augmentation the run's seed gives that epoch.
+pub(crate) fn training_batches(
+    data: &TrainData,
+    config: &TrainConfig,
+    norm: Normalization,
+    epoch: usize,
+) -> Loader {
+    Loader::new(
+        data.train.clone(),
+        data.classes.len(),
+        LoaderConfig {
+            batch_size: config.batch_size,
+            shuffle: true,
+            augment: Some(config.augment),
+            normalization: norm,
+            seed: config.seed,
+            epoch: epoch as u64,
+            workers: 1,
+            prefetch: 4,
+            drop_last: false,
+        },
+    )
 }
 
 /// Writes the model selected so far, with what it was selected on.
