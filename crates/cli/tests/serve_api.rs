@@ -338,3 +338,101 @@ fn large_images_at_once_are_bounded_by_the_pixel_budget() {
         (200, first["faces"].as_array().map(Vec::len))
     );
 }
+
+/// Reads one HTTP/1.1 answer (headers and a Content-Length body) from a keep-alive
+/// connection: its status line and body.
+fn read_answer(stream: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).expect("an answer, not a reset");
+        assert!(
+            n > 0,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("a content-length");
+    while buf.len() < end + length {
+        let n = stream.read(&mut chunk).expect("the body, not a reset");
+        assert!(n > 0, "closed inside the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (
+        head.lines().next().unwrap().to_string(),
+        buf[end..end + length].to_vec(),
+    )
+}
+
+#[test]
+fn a_refused_upload_is_read_so_its_answer_arrives_and_the_connection_stays_open() {
+    use std::io::Write;
+    let bytes = std::sync::Arc::new(big_crowd_jpeg());
+    let server = std::sync::Arc::new(Server::start(&["--queue", "1"]));
+    // The one slot is taken for over a second.
+    let first = {
+        let (server, bytes) = (server.clone(), bytes.clone());
+        std::thread::spawn(move || server.json("POST", SLOW, Some("image/jpeg"), &bytes))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A keep-alive client uploads a photo of over a megabyte: it is turned away, and the
+    // server reads the upload rather than closing over it (which resets the connection).
+    let mut client = std::net::TcpStream::connect(&server.addr).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    client
+        .set_write_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        client,
+        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .unwrap();
+    client.write_all(&bytes).expect("the whole upload is taken");
+    let (status, body) = read_answer(&mut client);
+    assert_eq!(
+        status,
+        "HTTP/1.1 503 Service Unavailable",
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // The same connection carries the next request.
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, body) = read_answer(&mut client);
+    assert_eq!(
+        (status.as_str(), body.as_slice()),
+        ("HTTP/1.1 200 OK", &b"ok\n"[..])
+    );
+    assert_eq!(first.join().unwrap().0, 200);
+    // So does a bad option, answered before the body is needed.
+    write!(
+        client,
+        "POST /v1/predict?min_score=5 HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .unwrap();
+    client.write_all(&bytes).unwrap();
+    let (status, _) = read_answer(&mut client);
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_answer(&mut client).0, "HTTP/1.1 200 OK");
+}

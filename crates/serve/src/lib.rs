@@ -28,6 +28,7 @@ use axum::routing::{get, post};
 use ferrite_data::decode::{DecodeError, decode_image, image_dimensions};
 use ferrite_infer::detect::{DetectOptions, DetectSize};
 use ferrite_infer::predict::{FaceOptions, Predictor, classify_faces, find_faces};
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -214,26 +215,18 @@ async fn predict(
             format!("body larger than {} bytes", st.config.max_body_bytes),
         );
     }
-    // Refuse at once when full, before reading the body: memory stays bounded under load.
+    // Refuse at once when full, before the body is kept: memory stays bounded under load.
     let Ok(permit) = st.permits.clone().try_acquire_owned() else {
+        discard_body(req, &st).await;
         return busy("busy: too many predictions at once, retry shortly");
     };
-    let defaults = DetectOptions::default();
-    let detect = DetectOptions {
-        min_face: q.min_face.unwrap_or(defaults.min_face),
-        min_score: q.min_score.unwrap_or(defaults.min_score),
-        size: match q.detect_size.as_deref().map(str::parse::<DetectSize>) {
-            None => defaults.size,
-            Some(Ok(size)) => size,
-            Some(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("detect_size: {e}")),
-        },
+    let detect = match detect_options(&q) {
+        Ok(detect) => detect,
+        Err(message) => {
+            discard_body(req, &st).await;
+            return error(StatusCode::BAD_REQUEST, message);
+        }
     };
-    if let Err(e) = detect.check() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            e.replace("--min-score", "min_score"),
-        );
-    }
     // A client that trickles its body in holds a slot: it gets the same time limit.
     let bytes = match tokio::time::timeout(st.config.timeout, image_bytes(req, &st)).await {
         Ok(Ok(b)) => b,
@@ -288,6 +281,46 @@ async fn predict(
         Ok(Ok(Err((status, msg)))) => error(status, msg),
         Ok(Ok(Ok(mut preds))) => axum::Json(preds.remove(0).to_json(&st.classes)).into_response(),
     }
+}
+
+/// The detector's settings from the query, checked as `ferrite predict` checks its flags.
+fn detect_options(q: &PredictQuery) -> Result<DetectOptions, String> {
+    let defaults = DetectOptions::default();
+    let detect = DetectOptions {
+        min_face: q.min_face.unwrap_or(defaults.min_face),
+        min_score: q.min_score.unwrap_or(defaults.min_score),
+        size: match q.detect_size.as_deref().map(str::parse::<DetectSize>) {
+            None => defaults.size,
+            Some(Ok(size)) => size,
+            Some(Err(e)) => return Err(format!("detect_size: {e}")),
+        },
+    };
+    detect
+        .check()
+        .map_err(|e| e.replace("--min-score", "min_score"))?;
+    Ok(detect)
+}
+
+/// Reads what is left of a request's body and drops it, up to the body limit and the request
+/// timeout, before an answer that does not need it. An answer sent over an unread body is
+/// often lost: the connection cannot carry another request and closes, and a socket closed
+/// with unread data is reset by the kernel, which can discard the answer before the client
+/// reads it (the "other" failures of the load bench at 64 clients). Read, the connection
+/// stays open for the client's next request. A body over the limit or too slow is left,
+/// and its connection closes as before.
+async fn discard_body(req: Request, st: &AppState) {
+    let mut body = req.into_body();
+    let mut left = st.config.max_body_bytes;
+    let _ = tokio::time::timeout(st.config.timeout, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, |d| d.len());
+            if n > left {
+                break;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
 
 /// The image bytes of a request: the multipart field `image`, or the whole body.
