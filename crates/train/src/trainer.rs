@@ -359,13 +359,17 @@ pub fn train(
     }
     if let Some(a) = average {
         let started = Instant::now();
+        // Without gradients (batch norm still in training mode): otherwise the autodiff
+        // device records every operation of the pass for a backward pass that never comes,
+        // an epoch's worth of activations (24 GB on FER2013).
+        let net = a.net.no_grad();
         // An order and augmentation no training epoch used.
         measure_norms(
-            &a.net,
+            &net,
             training_batches(data, &config, norm, config.epochs),
             &device,
         );
-        let valid = a.net.valid();
+        let valid = net.valid();
         let (val_loss, confusion) = score(&valid);
         let mut meta = model_meta(&arch, data, norm, confusion.accuracy(), state.epochs_done);
         meta.averaged_epochs = a.count;
