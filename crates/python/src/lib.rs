@@ -119,7 +119,7 @@ impl Model {
     /// version that wrote it (of the first model of an ensemble).
     #[getter]
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let meta = &self.predictor.meta();
+        let meta = self.predictor.meta();
         let info = serde_json::json!({
             "source": self.predictor.source,
             "models": self.predictor.models(),
@@ -136,7 +136,7 @@ impl Model {
     }
 
     fn __repr__(&self) -> String {
-        let meta = &self.predictor.meta();
+        let meta = self.predictor.meta();
         format!(
             "ferrite.Model({}: {}, {}, {} classes)",
             self.predictor.source,

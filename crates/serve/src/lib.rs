@@ -107,7 +107,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(predictor: Predictor, config: ServeConfig) -> AppState {
-        let meta = &predictor.meta();
+        let meta = predictor.meta();
         let model = json!({
             "source": predictor.source,
             "models": predictor.models(),

@@ -3,7 +3,8 @@
 //! One file, written atomically: a safetensors container whose tensors are opaque byte
 //! blobs (the network in burn's burnpack format, which keeps parameter ids so that the
 //! optimiser state still matches; the optimiser state) and whose metadata holds the run
-//! state as JSON; with `--average`, also the weight average so far and its count. A crash leaves either the previous checkpoint or the new one.
+//! state as JSON; with `--average`, also the weight average so far (a third blob) and its
+//! count. A crash leaves either the previous checkpoint or the new one.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,7 +47,7 @@ pub struct RunState {
     pub partial: Option<Running>,
 }
 
-/// What a checkpoint holds besides its run state.
+/// A checkpoint, read back.
 pub struct Checkpoint {
     pub config: TrainConfig,
     pub arch: ArchConfig,

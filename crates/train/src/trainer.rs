@@ -88,7 +88,8 @@ pub const CURVES: &str = "curves.png";
 pub const AVERAGE: &str = "average.safetensors";
 
 /// Trains into `out`. With [`Start::Resume`], continues the run whose `last.ckpt` is in
-/// `out` (its saved configuration wins over `config`, except for the number of epochs).
+/// `out` (its saved configuration wins over `config`, except for the number of epochs and,
+/// until averaging has begun, the epochs it averages).
 ///
 /// `stop` is asked after every optimiser step (with the number of steps taken); when it
 /// says yes, the run saves its exact position and returns [`Outcome::Interrupted`].
@@ -390,7 +391,7 @@ pub fn train(
 
 /// An epoch's batches: the training images shuffled and augmented, in the order and with
 /// the augmentation the run's seed gives that epoch.
-pub(crate) fn training_batches(
+fn training_batches(
     data: &TrainData,
     config: &TrainConfig,
     norm: Normalization,
