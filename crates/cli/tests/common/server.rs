@@ -3,9 +3,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+#[cfg(target_os = "linux")]
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
-/// A running `ferrite serve` on a free port, stopped (SIGTERM) when dropped.
+/// A running `ferrite serve` on a free port, stopped (SIGTERM) when dropped, and killed by the
+/// kernel if the test thread that started it dies first (a panic while other threads still hold
+/// the server would otherwise skip the drop and leave the process behind).
 pub struct Server {
     child: Child,
     pub addr: String,
@@ -13,12 +17,23 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+        command
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start ferrite serve");
+            .stdout(Stdio::piped());
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent. The signal
+        // fires when the spawning thread exits, which is the test that owns the server.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("start ferrite serve");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
