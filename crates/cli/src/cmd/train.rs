@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use ferrite_data::augment::AugmentConfig;
+use ferrite_data::augment::{AugmentConfig, Fill};
 use ferrite_data::ferplus::LabelMode;
 use ferrite_data::{DataSource, Dataset, Samples, SplitRole};
 use ferrite_model::ArchKind;
@@ -115,6 +115,11 @@ pub struct TrainOptions {
     /// Turn off data augmentation (the same as `--augment none`).
     #[arg(help_heading = TRAINING, long, conflicts_with = "augment")]
     no_augment: bool,
+    /// What the pixels a zoom-out, shift or turn uncovers show, in place of the augmentation's
+    /// own (`standard`: black, `framing`: edge): `edge` (the nearest border pixel), `black`,
+    /// `gray` (as cropping tools pad), or `mixed` (each face one of the three).
+    #[arg(help_heading = TRAINING, long, value_enum, conflicts_with = "no_augment")]
+    fill: Option<FillArg>,
     /// Seed of initialisation, data order, augmentation and dropout (a run is reproducible).
     #[arg(help_heading = TRAINING, long, default_value_t = 0)]
     pub seed: u64,
@@ -187,6 +192,26 @@ pub const FINETUNE: Defaults = Defaults {
 };
 
 impl TrainOptions {
+    fn augment(&self) -> Result<AugmentConfig> {
+        let mut augment = match (self.no_augment, self.augment) {
+            (true, _) | (_, Augment::None) => AugmentConfig::none(),
+            (_, Augment::Standard) => AugmentConfig::default(),
+            (_, Augment::Framing) => AugmentConfig::framing(),
+        };
+        if let Some(fill) = self.fill {
+            if augment == AugmentConfig::none() {
+                bail!("--fill changes what augmentation uncovers; there is none to change");
+            }
+            augment.fill = match fill {
+                FillArg::Edge => Fill::Edge,
+                FillArg::Black => Fill::Black,
+                FillArg::Gray => Fill::Gray,
+                FillArg::Mixed => Fill::Mixed,
+            };
+        }
+        Ok(augment)
+    }
+
     pub fn config(&self, arch: ArchKind, run: &RunOptions, d: &Defaults) -> Result<TrainConfig> {
         let (optimizer, default_lr) = match self.optimizer.unwrap_or(d.optimizer) {
             Optimizer::Sgd => (OptimizerKind::Sgd, d.lr.0),
@@ -211,11 +236,7 @@ impl TrainOptions {
             label_smoothing: self.label_smoothing,
             class_weights: self.class_weights,
             dropout: self.dropout,
-            augment: match (self.no_augment, self.augment) {
-                (true, _) | (_, Augment::None) => AugmentConfig::none(),
-                (_, Augment::Standard) => AugmentConfig::default(),
-                (_, Augment::Framing) => AugmentConfig::framing(),
-            },
+            augment: self.augment()?,
             seed: self.seed,
             limit: run.limit,
             device: run.device.clone(),
@@ -249,6 +270,14 @@ enum Augment {
     Standard,
     Framing,
     None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FillArg {
+    Edge,
+    Black,
+    Gray,
+    Mixed,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -557,5 +586,25 @@ mod tests {
         assert_eq!((c.optimizer, c.lr), (OptimizerKind::Sgd, 0.05));
         let c = config(&["--optimizer", "adamw", "--lr", "0.001"], &SCRATCH);
         assert_eq!((c.optimizer, c.lr), (OptimizerKind::AdamW, 0.001));
+    }
+
+    #[test]
+    fn fill_changes_only_the_padding_of_the_chosen_augmentation() {
+        let c = config(&["--augment", "framing", "--fill", "mixed"], &SCRATCH);
+        let framing = AugmentConfig::framing();
+        assert_eq!(framing.fill, Fill::Edge);
+        assert_eq!(
+            c.augment,
+            AugmentConfig {
+                fill: Fill::Mixed,
+                ..framing
+            }
+        );
+        let c = config(&["--fill", "gray"], &SCRATCH);
+        assert_eq!(c.augment.fill, Fill::Gray);
+        assert_eq!(c.augment.scale, AugmentConfig::default().scale);
+        let cli = Cli::parse_from(["ferrite", "--augment", "none", "--fill", "gray"]);
+        let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
+        assert!(err.unwrap_err().to_string().contains("--fill"));
     }
 }
