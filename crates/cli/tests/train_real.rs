@@ -253,3 +253,74 @@ fn weight_averaging_saves_the_mean_of_the_last_epochs_and_survives_resume() {
         "{stderr}"
     );
 }
+
+#[test]
+fn finetuning_averages_weights_at_a_constant_rate_and_resumes_with_its_own_length() {
+    // SWA from a trained model: the built-in model, three more epochs at a constant rate,
+    // the last two averaged.
+    let Some(csv) = fer2013() else { return };
+    let csv = csv.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("swa");
+    let run_arg = run.to_str().unwrap();
+    let finetune = |extra: &[&str]| {
+        let mut args = vec![
+            "finetune",
+            "--fer2013",
+            csv,
+            "--limit",
+            "256",
+            "--val-limit",
+            "128",
+            "--no-augment",
+        ];
+        args.extend_from_slice(extra);
+        let out = ferrite(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = finetune(&[
+        "--epochs",
+        "3",
+        "--schedule",
+        "constant",
+        "--warmup",
+        "0",
+        "--lr",
+        "0.002",
+        "--average",
+        "2",
+        "--out",
+        run_arg,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let rates: Vec<f64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["lr"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(rates, vec![0.002; 3], "{metrics}");
+    let out = ferrite_ok(&[
+        "info",
+        "--model",
+        run.join("average.safetensors").to_str().unwrap(),
+        "--json",
+    ]);
+    let meta = serde_json::from_str::<Value>(&out).unwrap()["model"].clone();
+    assert_eq!(meta["averaged_epochs"], 2, "{meta}");
+
+    // Resumed without --epochs, a fine-tuning run keeps its own length (not finetune's
+    // default of 30) and its averaging.
+    let (code, stderr) = finetune(&["--resume", run_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("weight average of the last 2 epochs"),
+        "{stderr}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+}

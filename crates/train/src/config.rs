@@ -22,6 +22,9 @@ pub enum ScheduleKind {
     OneCycle,
     /// Divide the rate by 10 when validation loss has not improved for `patience` epochs.
     Plateau,
+    /// The peak throughout, after the linear warm-up: for weight averaging (SWA), whose
+    /// average gains from weights that keep moving.
+    Constant,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

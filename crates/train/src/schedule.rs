@@ -71,7 +71,8 @@ impl Schedule {
                     )
                 }
             }
-            ScheduleKind::Plateau => {
+            ScheduleKind::Plateau | ScheduleKind::Constant => {
+                // A constant schedule is a plateau that never cuts (see `end_epoch`).
                 if step < self.warmup_steps {
                     self.plateau_lr * (step + 1) as f64 / self.warmup_steps as f64
                 } else {
@@ -127,5 +128,15 @@ mod tests {
             s.end_epoch(loss);
         }
         assert!((s.lr(50) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn constant_warms_up_then_holds_the_peak_whatever_the_loss() {
+        let mut s = Schedule::new(ScheduleKind::Constant, 0.1, 100, 10, 2);
+        assert!((s.lr(0) - 0.01).abs() < 1e-12);
+        for loss in [1.0, 2.0, 3.0, 4.0, 5.0] {
+            s.end_epoch(loss);
+        }
+        assert_eq!((s.lr(10), s.lr(99)), (0.1, 0.1));
     }
 }

@@ -6,10 +6,12 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use clap::Args;
 use ferrite_data::classes::map_classes;
-use ferrite_model::{ArchConfig, ArchKind, ModelMeta, Network};
+use ferrite_model::{ArchConfig, ModelMeta, Network};
 use ferrite_train::{Start, TrainConfig};
 
-use crate::cmd::train::{FINETUNE, RunOptions, TrainOptions, run_training, train_data};
+use crate::cmd::train::{
+    Averaging, FINETUNE, RunOptions, TrainOptions, run_training, saved_config, train_data,
+};
 use crate::dataset_args::DatasetArgs;
 
 /// Fine-tune a trained model (the built-in one by default) on a dataset.
@@ -41,6 +43,8 @@ pub struct FinetuneArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     freeze: usize,
     #[command(flatten)]
+    averaging: Averaging,
+    #[command(flatten)]
     options: TrainOptions,
     #[command(flatten)]
     run: RunOptions,
@@ -48,14 +52,20 @@ pub struct FinetuneArgs {
 
 pub fn run(args: FinetuneArgs) -> Result<i32> {
     let device = args.run.device()?;
-    let seed = args.options.seed;
+    // On resume the saved configuration wins but for its length and averaging (see
+    // `ferrite_train::train`), and its seed and limit choose the data as they did.
+    let saved = match &args.resume {
+        Some(dir) => Some(saved_config(dir, &args.options)?),
+        None => None,
+    };
+    let (seed, limit) = match &saved {
+        Some(c) => (c.seed, c.limit),
+        None => (args.options.seed, args.run.limit),
+    };
     let ds = crate::cmd::data::load(&args.data)?;
-    let data = train_data(&args.data, &ds, seed, args.run.limit, args.run.val_limit)?;
-    if let Some(dir) = &args.resume {
-        // The saved configuration wins; the architecture given here is not used.
-        let config = args
-            .options
-            .config(ArchKind::Ferrite, &args.run, &FINETUNE)?;
+    let data = train_data(&args.data, &ds, seed, limit, args.run.val_limit)?;
+    if let (Some(dir), Some(mut config)) = (&args.resume, saved) {
+        args.averaging.apply(&mut config)?;
         return run_training(&data, config, dir, Start::Resume, &device);
     }
     let out = args
@@ -63,7 +73,8 @@ pub fn run(args: FinetuneArgs) -> Result<i32> {
         .as_deref()
         .expect("clap requires --out or --resume");
     let transfer = Transfer::load(args.from.as_deref(), &data.classes, seed, &device)?;
-    let (start, config) = transfer.start(&args.options, &args.run, args.freeze)?;
+    let (start, mut config) = transfer.start(&args.options, &args.run, args.freeze)?;
+    args.averaging.apply(&mut config)?;
     run_training(&data, config, out, start, &device)
 }
 

@@ -1,6 +1,6 @@
 //! `ferrite train`: train a network on a dataset.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -48,12 +48,8 @@ pub struct TrainArgs {
     /// The teacher's share of each target; the label keeps the rest.
     #[arg(help_heading = TRAINING, long, value_name = "W", default_value_t = 0.5, requires = "teacher")]
     teacher_weight: f64,
-    /// Weight averaging: also keep the mean of the weights at the end of each of the last N
-    /// epochs, with batch-norm statistics measured again on the training images, saved as
-    /// average.safetensors and scored on validation at the end (compare it with
-    /// best.safetensors there). With --resume: may be set until the averaging begins.
-    #[arg(help_heading = TRAINING, long, value_name = "N")]
-    average: Option<usize>,
+    #[command(flatten)]
+    averaging: Averaging,
     #[command(flatten)]
     options: TrainOptions,
     #[command(flatten)]
@@ -61,6 +57,51 @@ pub struct TrainArgs {
 }
 
 const TRAINING: &str = "Training options";
+
+/// Weight averaging, for the commands that train one model into a run folder (train, finetune).
+#[derive(Debug, Clone, Args)]
+pub struct Averaging {
+    /// Weight averaging: also keep the mean of the weights at the end of each of the last N
+    /// epochs, with batch-norm statistics measured again on the training images, saved as
+    /// average.safetensors and scored on validation at the end (compare it with
+    /// best.safetensors there). With --resume: may be set until the averaging begins.
+    #[arg(help_heading = TRAINING, long, value_name = "N")]
+    average: Option<usize>,
+}
+
+impl Averaging {
+    /// Sets how many epochs `config` averages when `--average` is given (else it keeps its
+    /// own: none for a new run, the run's own on resume).
+    pub fn apply(&self, config: &mut TrainConfig) -> Result<()> {
+        if let Some(n) = self.average {
+            config.average_epochs = n;
+        }
+        if config.average_epochs > config.epochs {
+            bail!(
+                "--average {} is more than the run's {} epochs",
+                config.average_epochs,
+                config.epochs
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The configuration saved in a run folder, for `--resume`: its seed, data limit and
+/// teacher, so that it reads the same data, and its length unless `--epochs` is given (the
+/// default of a new run is not a request to change it).
+pub fn saved_config(dir: &Path, options: &TrainOptions) -> Result<TrainConfig> {
+    let path = dir.join(ferrite_train::trainer::CONFIG);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .and_then(|doc| serde_json::from_value::<TrainConfig>(doc["train"].clone()))
+        .with_context(|| format!("{}: not a run configuration", path.display()))
+        .map(|mut saved| {
+            saved.epochs = options.epochs.unwrap_or(saved.epochs);
+            saved
+        })
+}
 
 /// How a network is trained: shared by train, finetune, cv and curve, whose defaults differ
 /// (see [`Defaults`]).
@@ -229,6 +270,7 @@ impl TrainOptions {
                 Some(Schedule::Cosine) => ScheduleKind::Cosine,
                 Some(Schedule::OneCycle) => ScheduleKind::OneCycle,
                 Some(Schedule::Plateau) => ScheduleKind::Plateau,
+                Some(Schedule::Constant) => ScheduleKind::Constant,
                 None => d.schedule,
             },
             warmup_epochs: self.warmup,
@@ -288,6 +330,8 @@ enum Schedule {
     OneCycle,
     /// Divide by 10 when validation loss stalls for --patience epochs.
     Plateau,
+    /// The rate throughout, after the warm-up (with --average: SWA).
+    Constant,
 }
 
 pub fn parse_arch(s: &str) -> Result<ArchKind, String> {
@@ -303,44 +347,26 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         .clone()
         .or(args.out.clone())
         .expect("clap requires --out or --resume");
-    let mut config = args.options.config(args.arch, &args.run, &SCRATCH)?;
     if !(0.0..=1.0).contains(&args.teacher_weight) {
         bail!("--teacher-weight must be between 0 and 1");
     }
-    match &args.resume {
-        Some(dir) => {
-            let saved = dir.join(ferrite_train::trainer::CONFIG);
-            let text = std::fs::read_to_string(&saved)
-                .with_context(|| format!("cannot read {}", saved.display()))?;
-            let saved: TrainConfig = serde_json::from_str::<serde_json::Value>(&text)
-                .and_then(|doc| serde_json::from_value(doc["train"].clone()))
-                .with_context(|| format!("{}: not a run configuration", saved.display()))?;
-            // Its length unless a new one is given (not the default of a new run).
-            config.epochs = args.options.epochs.unwrap_or(saved.epochs);
-            // The run's own teacher: its targets must not change halfway.
-            config.teacher = saved.teacher;
-            config.teacher_weight = saved.teacher_weight;
-            config.average_epochs = args.average.unwrap_or(saved.average_epochs);
-        }
+    let mut config = match &args.resume {
+        // The run's own teacher among the rest: its targets must not change halfway.
+        Some(dir) => saved_config(dir, &args.options)?,
         None => {
-            if !args.teacher.is_empty() {
-                config.teacher = args
-                    .teacher
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect();
+            let mut config = args.options.config(args.arch, &args.run, &SCRATCH)?;
+            config.teacher = args
+                .teacher
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            if !config.teacher.is_empty() {
                 config.teacher_weight = args.teacher_weight;
             }
-            config.average_epochs = args.average.unwrap_or(0);
+            config
         }
-    }
-    if config.average_epochs > config.epochs {
-        bail!(
-            "--average {} is more than the run's {} epochs",
-            config.average_epochs,
-            config.epochs
-        );
-    }
+    };
+    args.averaging.apply(&mut config)?;
     let ds = crate::cmd::data::load(&args.data)?;
     let mut data = train_data(
         &args.data,
