@@ -128,7 +128,7 @@ pub struct TrainOptions {
     /// Learning-rate schedule [default: train one-cycle, finetune cosine].
     #[arg(help_heading = TRAINING, long, value_enum)]
     schedule: Option<Schedule>,
-    /// Warm-up epochs (cosine and plateau schedules).
+    /// Warm-up epochs (cosine, plateau and constant schedules).
     #[arg(help_heading = TRAINING, long, default_value_t = 1.0)]
     warmup: f64,
     /// Plateau schedule: epochs without improvement before the rate is cut by 10.
