@@ -229,6 +229,17 @@ fn weight_averaging_saves_the_mean_of_the_last_epochs_and_survives_resume() {
         info(&late.join("average.safetensors"))["averaged_epochs"],
         2
     );
+    // Resumed on other data (FERPlus's labels for the same faces), a run refuses to go on.
+    if let Some((_, votes)) = ferplus() {
+        let out = train(&["--ferplus", votes.to_str().unwrap(), "--resume", late_arg]);
+        assert_eq!(out.0, Some(1), "{}", out.1);
+        assert!(
+            out.1
+                .contains("trained on dataset = \"FER2013\", but the data given now has \"FERPlus (majority)\""),
+            "{}",
+            out.1
+        );
+    }
     // Resumed without --epochs, a run keeps its own length (not the default of 60).
     let (code, stderr) = train(&["--resume", late_arg]);
     assert_eq!(code, Some(0), "{stderr}");

@@ -117,6 +117,7 @@ pub fn train(
     // Set before `start` is taken apart; a resumed run scored its start when it began.
     let fine_tuning = matches!(start, Start::From(..));
     let (config, arch, mut state, net, mut optim, mut average) = if let Start::Resume = start {
+        same_data(out, data)?;
         let c = checkpoint::load(&ckpt_path, &device, new_optimizer(&config))?;
         let mut saved = c.config;
         let changed =
@@ -580,6 +581,41 @@ fn progress_bar(visible: bool, len: u64, epoch: usize, epochs: usize) -> Progres
     );
     bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
     bar
+}
+
+/// A resumed run must see the data it trained on: the same dataset, label mode, classes and
+/// number of training images (a FERPlus run resumed without `--labels distribution` would
+/// otherwise go on with other targets, silently).
+fn same_data(out: &Path, data: &TrainData) -> Result<(), String> {
+    let path = out.join(CONFIG);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(()); // a checkpoint without its config: nothing to compare with
+    };
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    // A folder's name holds its path, which may be spelt another way on resume.
+    let kind = |name: &str| match name.starts_with("folder ") {
+        true => "a folder of images".to_string(),
+        false => name.to_string(),
+    };
+    saved["dataset"] = kind(saved["dataset"].as_str().unwrap_or_default()).into();
+    let given = serde_json::json!({
+        "dataset": kind(&data.dataset),
+        "classes": data.classes,
+        "train_images": data.train.len(),
+    });
+    for key in ["dataset", "classes", "train_images"] {
+        if saved[key] != given[key] {
+            return Err(format!(
+                "{} trained on {} = {}, but the data given now has {}: resume it with the dataset options it was started with",
+                out.display(),
+                key,
+                saved[key],
+                given[key]
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn write_config(
