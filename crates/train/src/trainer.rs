@@ -594,9 +594,12 @@ fn same_data(out: &Path, data: &TrainData) -> Result<(), String> {
     let mut saved: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     // A folder's name holds its path, which may be spelt another way on resume.
-    let kind = |name: &str| match name.starts_with("folder ") {
-        true => "a folder of images".to_string(),
-        false => name.to_string(),
+    let kind = |name: &str| {
+        if name.starts_with("folder ") {
+            "a folder of images".to_string()
+        } else {
+            name.to_string()
+        }
     };
     saved["dataset"] = kind(saved["dataset"].as_str().unwrap_or_default()).into();
     let given = serde_json::json!({
