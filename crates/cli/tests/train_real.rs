@@ -12,8 +12,14 @@ fn last_metrics(run: &std::path::Path) -> Value {
 
 /// `ferrite train` on 256 training and 128 validation images, without augmentation.
 fn train_small(csv: &str, extra: &[&str]) -> std::process::Output {
+    small("train", csv, extra)
+}
+
+/// `ferrite COMMAND` (train or finetune) on 256 training and 128 validation images, without
+/// augmentation.
+fn small(command: &str, csv: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
-        "train",
+        command,
         "--fer2013",
         csv,
         "--limit",
@@ -275,18 +281,7 @@ fn finetuning_averages_weights_at_a_constant_rate_and_resumes_with_its_own_lengt
     let run = dir.path().join("swa");
     let run_arg = run.to_str().unwrap();
     let finetune = |extra: &[&str]| {
-        let mut args = vec![
-            "finetune",
-            "--fer2013",
-            csv,
-            "--limit",
-            "256",
-            "--val-limit",
-            "128",
-            "--no-augment",
-        ];
-        args.extend_from_slice(extra);
-        let out = ferrite(&args);
+        let out = small("finetune", csv, extra);
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         (out.status.code(), stderr)
     };

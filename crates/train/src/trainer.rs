@@ -602,23 +602,31 @@ fn same_data(out: &Path, data: &TrainData) -> Result<(), String> {
         }
     };
     saved["dataset"] = kind(saved["dataset"].as_str().unwrap_or_default()).into();
-    let given = serde_json::json!({
-        "dataset": kind(&data.dataset),
-        "classes": data.classes,
-        "train_images": data.train.len(),
-    });
+    let mut given = trained_on(data);
+    given["dataset"] = kind(&data.dataset).into();
+    // The dataset first: when it differs, so do the rest, and it says the most.
     for key in ["dataset", "classes", "train_images"] {
-        if saved[key] != given[key] {
+        let given = &given[key];
+        if saved[key] != *given {
             return Err(format!(
                 "{} trained on {} = {}, but the data given now has {}: resume it with the dataset options it was started with",
                 out.display(),
                 key,
                 saved[key],
-                given[key]
+                given
             ));
         }
     }
     Ok(())
+}
+
+/// The data a run trains on, as config.json records it (a resumed run must match it).
+fn trained_on(data: &TrainData) -> serde_json::Value {
+    serde_json::json!({
+        "dataset": data.dataset,
+        "classes": data.classes,
+        "train_images": data.train.len(),
+    })
 }
 
 fn write_config(
@@ -627,15 +635,11 @@ fn write_config(
     arch: &ArchConfig,
     data: &TrainData,
 ) -> Result<(), String> {
-    let json = serde_json::json!({
-        "train": config,
-        "arch": arch,
-        "dataset": data.dataset,
-        "classes": data.classes,
-        "train_images": data.train.len(),
-        "val_split": data.val_name,
-        "val_images": data.val.len(),
-    });
+    let mut json = trained_on(data);
+    json["train"] = serde_json::json!(config);
+    json["arch"] = serde_json::json!(arch);
+    json["val_split"] = data.val_name.clone().into();
+    json["val_images"] = data.val.len().into();
     let text = serde_json::to_string_pretty(&json).expect("config serialises");
     ferrite_data::atomic::write_atomic(&out.join(CONFIG), text.as_bytes())
         .map_err(|e| format!("{}: {e}", out.join(CONFIG).display()))
