@@ -3,7 +3,7 @@
 //! Every source (FER2013 CSV, FERPlus votes, image folders) is loaded into one
 //! [`Dataset`]: 48x48 u8 face planes with class labels, grouped into splits. The training
 //! input pipeline ([`augment`], [`loader`]) turns splits into augmented f32 batches on
-//! worker threads.
+//! worker threads; [`mix`] mixes the faces of a batch (mixup, CutMix).
 
 pub mod atomic;
 pub mod augment;
@@ -19,6 +19,7 @@ pub mod folder;
 pub mod folds;
 mod input;
 pub mod loader;
+pub mod mix;
 pub mod perturb;
 pub mod problem;
 pub mod sheet;

@@ -1,6 +1,7 @@
 //! Training settings, saved as `config.json` in the run folder.
 
 use ferrite_data::augment::AugmentConfig;
+use ferrite_data::mix::MixConfig;
 use ferrite_model::ArchKind;
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +71,9 @@ pub struct TrainConfig {
     /// epochs, saved as `average.safetensors` at the end of the run; 0: none.
     #[serde(default)]
     pub average_epochs: usize,
+    /// Mixup or CutMix of the faces of each batch; `None`: the faces as they are.
+    #[serde(default)]
+    pub mix: Option<MixConfig>,
 }
 
 impl Default for TrainConfig {
@@ -98,6 +102,7 @@ impl Default for TrainConfig {
             teacher: Vec::new(),
             teacher_weight: 0.0,
             average_epochs: 0,
+            mix: None,
         }
     }
 }

@@ -16,6 +16,7 @@ use ferrite_data::Samples;
 use ferrite_data::augment::{Normalization, sample_seed};
 use ferrite_data::face::SIDE;
 use ferrite_data::loader::{Batch, Loader, LoaderConfig};
+use ferrite_data::mix::{MixConfig, mix_batch};
 use ferrite_model::{ArchConfig, ModelMeta, Network};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -222,6 +223,10 @@ pub fn train(
             // Dropout draws from the device RNG: seed it per step, so that a run resumed
             // mid-epoch draws exactly what the uninterrupted run would have.
             device.seed(sample_seed(config.seed, u64::MAX, state.step as u64));
+            let batch = match &config.mix {
+                Some(mix) => mixed(batch, mix, data.classes.len(), config.seed, state.step),
+                None => batch,
+            };
             let lr = state.schedule.lr(state.step);
             let (loss, correct) = step(
                 &mut net,
@@ -513,6 +518,27 @@ fn step(
     let grads = GradientsParams::from_grads(loss.backward(), net);
     *net = optim.step(lr, net.clone(), grads);
     (loss_value, correct)
+}
+
+/// The batch with its faces mixed (mixup or CutMix), drawn from the run's seed and the
+/// step; its targets become the mixed ones (smoothed later like any target), its labels
+/// those of the larger share, which the training accuracy and the class weights read.
+fn mixed(mut batch: Batch, mix: &MixConfig, classes: usize, seed: u64, step: usize) -> Batch {
+    let mut targets = soft_targets(&batch, classes, 0.0);
+    let seed = sample_seed(seed, u64::MAX - 1, step as u64);
+    if mix_batch(
+        mix,
+        &mut batch.images,
+        &mut targets,
+        &mut batch.labels,
+        classes,
+        seed,
+    )
+    .is_some()
+    {
+        batch.soft = Some(targets);
+    }
+    batch
 }
 
 /// Training targets: the one-hot label (or the vote distribution), smoothed towards uniform.

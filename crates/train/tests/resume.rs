@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ferrite_data::face::PIXELS;
+use ferrite_data::mix::{MixConfig, MixKind};
 use ferrite_data::{Origin, Samples};
 use ferrite_model::ArchKind;
 use ferrite_train::trainer::{BEST, CHECKPOINT, METRICS};
@@ -62,6 +63,25 @@ fn weights(dir: &Path) -> Vec<u8> {
 
 #[test]
 fn resume_mid_epoch_reproduces_the_uninterrupted_run() {
+    resumes_exactly(config());
+}
+
+#[test]
+fn resume_mid_epoch_reproduces_the_uninterrupted_run_with_cutmix() {
+    // Every batch mixed: the mix of each step must not depend on where the run started.
+    let mix = MixConfig {
+        kind: MixKind::Cutmix,
+        alpha: 1.0,
+        prob: 1.0,
+    };
+    resumes_exactly(TrainConfig {
+        mix: Some(mix),
+        ..config()
+    });
+}
+
+fn resumes_exactly(config: TrainConfig) {
+    let config = || config.clone();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = ferrite_model::device::parse("cpu").unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ferrite_data::augment::{AugmentConfig, Fill};
 use ferrite_data::ferplus::LabelMode;
+use ferrite_data::mix::{MixConfig, MixKind};
 use ferrite_data::{DataSource, Dataset, Samples, SplitRole};
 use ferrite_model::ArchKind;
 use ferrite_model::predict::Tta;
@@ -161,6 +162,16 @@ pub struct TrainOptions {
     /// `gray` (as cropping tools pad), or `mixed` (each face one of the three).
     #[arg(help_heading = TRAINING, long, value_enum, conflicts_with = "no_augment")]
     fill: Option<FillArg>,
+    /// Mix the faces of each batch, their targets in the same shares: `mixup` blends two
+    /// whole faces, `cutmix` pastes a rectangle of one face into another.
+    #[arg(help_heading = TRAINING, long, value_enum)]
+    mix: Option<MixArg>,
+    /// Each face keeps a share drawn from Beta(ALPHA, ALPHA) [default: mixup 0.2, cutmix 1].
+    #[arg(help_heading = TRAINING, long, value_name = "ALPHA", requires = "mix")]
+    mix_alpha: Option<f32>,
+    /// Share of the batches mixed [default: 0.5].
+    #[arg(help_heading = TRAINING, long, value_name = "P", requires = "mix")]
+    mix_prob: Option<f32>,
     /// Seed of initialisation, data order, augmentation and dropout (a run is reproducible).
     #[arg(help_heading = TRAINING, long, default_value_t = 0)]
     pub seed: u64,
@@ -253,6 +264,23 @@ impl TrainOptions {
         Ok(augment)
     }
 
+    fn mix(&self) -> Result<Option<MixConfig>> {
+        let Some(kind) = self.mix else {
+            return Ok(None);
+        };
+        let (kind, alpha) = match kind {
+            MixArg::Mixup => (MixKind::Mixup, 0.2),
+            MixArg::Cutmix => (MixKind::Cutmix, 1.0),
+        };
+        let mix = MixConfig {
+            kind,
+            alpha: self.mix_alpha.unwrap_or(alpha),
+            prob: self.mix_prob.unwrap_or(0.5),
+        };
+        mix.check().map_err(anyhow::Error::msg)?;
+        Ok(Some(mix))
+    }
+
     pub fn config(&self, arch: ArchKind, run: &RunOptions, d: &Defaults) -> Result<TrainConfig> {
         let (optimizer, default_lr) = match self.optimizer.unwrap_or(d.optimizer) {
             Optimizer::Sgd => (OptimizerKind::Sgd, d.lr.0),
@@ -288,6 +316,7 @@ impl TrainOptions {
             teacher: Vec::new(),
             teacher_weight: 0.0,
             average_epochs: 0,
+            mix: self.mix()?,
         };
         if config.batch_size == 0 || config.epochs == 0 {
             bail!("--epochs and --batch-size must be at least 1");
@@ -320,6 +349,12 @@ enum FillArg {
     Black,
     Gray,
     Mixed,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MixArg {
+    Mixup,
+    Cutmix,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -632,5 +667,25 @@ mod tests {
         let cli = Cli::parse_from(["ferrite", "--augment", "none", "--fill", "gray"]);
         let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
         assert!(err.unwrap_err().to_string().contains("--fill"));
+    }
+
+    #[test]
+    fn mix_defaults_per_kind_and_rejects_bad_settings() {
+        assert_eq!(config(&[], &SCRATCH).mix, None);
+        let c = config(&["--mix", "cutmix"], &SCRATCH);
+        assert_eq!(
+            c.mix,
+            Some(MixConfig {
+                kind: MixKind::Cutmix,
+                alpha: 1.0,
+                prob: 0.5
+            })
+        );
+        let c = config(&["--mix", "mixup", "--mix-prob", "1"], &SCRATCH);
+        assert_eq!(c.mix.map(|m| (m.alpha, m.prob)), Some((0.2, 1.0)));
+        assert!(Cli::try_parse_from(["ferrite", "--mix-alpha", "0.4"]).is_err());
+        let cli = Cli::parse_from(["ferrite", "--mix", "mixup", "--mix-alpha", "0"]);
+        let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
+        assert!(err.unwrap_err().to_string().contains("alpha"));
     }
 }
