@@ -74,6 +74,10 @@ pub struct TrainConfig {
     /// Mixup or CutMix of the faces of each batch; `None`: the faces as they are.
     #[serde(default)]
     pub mix: Option<MixConfig>,
+    /// Sharpness-aware minimisation: the radius rho of the neighbourhood whose worst point
+    /// each step descends from; `None`: plain steps.
+    #[serde(default)]
+    pub sam: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -103,6 +107,7 @@ impl Default for TrainConfig {
             teacher_weight: 0.0,
             average_epochs: 0,
             mix: None,
+            sam: None,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod metrics;
 pub mod plot;
+pub mod sam;
 pub mod schedule;
 pub mod score;
 pub mod study;

@@ -80,6 +80,15 @@ fn resume_mid_epoch_reproduces_the_uninterrupted_run_with_cutmix() {
     });
 }
 
+#[test]
+fn resume_mid_epoch_reproduces_the_uninterrupted_run_with_sam() {
+    // SAM's second pass draws its own dropout: it too must depend only on the step.
+    resumes_exactly(TrainConfig {
+        sam: Some(0.05),
+        ..config()
+    });
+}
+
 fn resumes_exactly(config: TrainConfig) {
     let config = || config.clone();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -172,6 +172,10 @@ pub struct TrainOptions {
     /// Share of the batches mixed [default: 0.5].
     #[arg(help_heading = TRAINING, long, value_name = "P", requires = "mix")]
     mix_prob: Option<f32>,
+    /// Sharpness-aware minimisation: every step descends from the worst point within RHO
+    /// of the weights (try 0.05), which favours flat minima; each step costs two.
+    #[arg(help_heading = TRAINING, long, value_name = "RHO")]
+    sam: Option<f64>,
     /// Seed of initialisation, data order, augmentation and dropout (a run is reproducible).
     #[arg(help_heading = TRAINING, long, default_value_t = 0)]
     pub seed: u64,
@@ -317,12 +321,19 @@ impl TrainOptions {
             teacher_weight: 0.0,
             average_epochs: 0,
             mix: self.mix()?,
+            sam: self.sam,
         };
         if config.batch_size == 0 || config.epochs == 0 {
             bail!("--epochs and --batch-size must be at least 1");
         }
         if !(config.lr > 0.0 && config.lr.is_finite()) {
             bail!("--lr must be a positive number");
+        }
+        if config
+            .sam
+            .is_some_and(|rho| !(rho > 0.0 && rho.is_finite()))
+        {
+            bail!("--sam must be a positive radius, such as 0.05");
         }
         Ok(config)
     }
@@ -687,5 +698,16 @@ mod tests {
         let cli = Cli::parse_from(["ferrite", "--mix", "mixup", "--mix-alpha", "0"]);
         let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
         assert!(err.unwrap_err().to_string().contains("alpha"));
+    }
+
+    #[test]
+    fn sam_takes_a_positive_radius() {
+        assert_eq!(config(&[], &SCRATCH).sam, None);
+        assert_eq!(config(&["--sam", "0.05"], &SCRATCH).sam, Some(0.05));
+        for bad in ["0", "inf", "NaN"] {
+            let cli = Cli::parse_from(["ferrite", "--sam", bad]);
+            let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
+            assert!(err.unwrap_err().to_string().contains("--sam"), "{bad}");
+        }
     }
 }
