@@ -1,6 +1,6 @@
 //! How to frame a detected face for the classifier: the measurements behind `src/align.rs`.
 //!
-//!     cargo run --release -p ferrite-infer --example framing_study -- fer2013.csv.gz [MODEL]
+//!     cargo run --release -p ferrite-infer --example framing_study -- fer2013.csv.gz [MODEL [FERPLUS_VOTES]]
 //!
 //! FER2013 faces are shown as photos (enlarged 4x on a 320x320 gray canvas,
 //! [`face_on_canvas`]) and detected. On the first 4,000 Training faces it prints how large
@@ -10,7 +10,8 @@
 //! resampling alone costs): the box's square, the box's square turned upright by the eye
 //! line (the default), and the usual five-point alignment onto a template of where the
 //! landmarks fall on average (least-squares similarity, Umeyama), which `align.rs` does not
-//! use.
+//! use. With FERPlus's votes (fer2013new.csv) the faces carry FERPlus's majority labels,
+//! for a FERPlus model; the model must name the dataset's classes in the dataset's order.
 
 use burn::tensor::Device;
 use ferrite_data::face::{PIXELS, SIDE};
@@ -64,13 +65,23 @@ fn fit(from: &[[f32; 2]], to: &[[f32; 2]]) -> Similarity {
 }
 
 fn main() {
-    let csv = std::env::args()
-        .nth(1)
-        .expect("usage: framing_study fer2013.csv[.gz] [MODEL]");
-    let model = std::env::args()
-        .nth(2)
+    let args: Vec<String> = std::env::args().collect();
+    let csv = args
+        .get(1)
+        .expect("usage: framing_study fer2013.csv[.gz] [MODEL [FERPLUS_VOTES]]");
+    let model = args
+        .get(2)
+        .cloned()
         .unwrap_or("models/fer2013.safetensors".into());
-    let data = ferrite_data::fer2013::load_fer2013(csv.as_ref()).expect("readable fer2013.csv");
+    let data = match args.get(3) {
+        Some(votes) => ferrite_data::ferplus::load_ferplus(
+            csv.as_ref(),
+            votes.as_ref(),
+            ferrite_data::ferplus::LabelMode::Majority,
+        )
+        .expect("readable fer2013.csv and FERPlus votes"),
+        None => ferrite_data::fer2013::load_fer2013(csv.as_ref()).expect("readable fer2013.csv"),
+    };
     let detector = FaceDetector::new(DetectOptions::default()).unwrap();
 
     // Training: the frame against the box, and the template (mirror-averaged).
@@ -113,6 +124,13 @@ fn main() {
     let val = &data.split_by_role(SplitRole::Val).unwrap().samples;
     let predictor = Predictor::load(&[model.into()], Device::flex())
         .expect("a model file (the default path is relative to the repository root)");
+    // Scored by class index: the model's classes must be the dataset's, in its order.
+    assert_eq!(
+        predictor.meta().classes,
+        data.classes,
+        "the model's classes are not {}'s",
+        data.name
+    );
     let ways = [
         "as given (48x48)",
         "exact inverse of the canvas",
