@@ -98,20 +98,22 @@ pub fn measure_norms(net: &Network, batches: Loader, device: &Device) {
     net.sync_running_stats();
 }
 
+/// Every tensor of `net` by name, as f32 values (tests compare networks with it).
+#[cfg(test)]
+pub(crate) fn weights(net: &Network) -> HashMap<String, Vec<f32>> {
+    net.collect(None, None, false)
+        .into_iter()
+        .map(|t| {
+            let name = t.name.clone();
+            (name, floats(&t.into_bytes().unwrap()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ferrite_model::{ArchConfig, ArchKind};
-
-    fn weights(net: &Network) -> HashMap<String, Vec<f32>> {
-        net.collect(None, None, false)
-            .into_iter()
-            .map(|t| {
-                let name = t.name.clone();
-                (name, floats(&t.into_bytes().unwrap()))
-            })
-            .collect()
-    }
 
     #[test]
     fn the_average_is_the_mean_of_every_tensor() {

@@ -61,26 +61,10 @@ impl ModuleMapper for Shift<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::store::ModuleSnapshot;
+    use crate::average::weights;
     use burn::tensor::{Device, TensorData};
     use ferrite_data::face::SIDE;
     use ferrite_model::{ArchConfig, ArchKind};
-    use std::collections::HashMap;
-
-    fn weights(net: &Network) -> HashMap<String, Vec<f32>> {
-        net.collect(None, None, false)
-            .into_iter()
-            .map(|t| {
-                let name = t.name.clone();
-                let bytes = t.into_bytes().unwrap();
-                let values = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                (name, values)
-            })
-            .collect()
-    }
 
     #[test]
     fn moves_the_weights_rho_up_the_gradient() {

@@ -646,6 +646,13 @@ mod tests {
         cli.options.config(ArchKind::Ferrite, &cli.run, d).unwrap()
     }
 
+    /// The error of settings that parse but make no valid run.
+    fn config_error(args: &[&str]) -> String {
+        let cli = Cli::parse_from(std::iter::once("ferrite").chain(args.iter().copied()));
+        let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
+        err.unwrap_err().to_string()
+    }
+
     #[test]
     fn the_optimizer_and_its_rate_default_per_use_and_yield_to_the_flags() {
         let c = config(&[], &SCRATCH);
@@ -675,9 +682,7 @@ mod tests {
         let c = config(&["--fill", "gray"], &SCRATCH);
         assert_eq!(c.augment.fill, Fill::Gray);
         assert_eq!(c.augment.scale, AugmentConfig::default().scale);
-        let cli = Cli::parse_from(["ferrite", "--augment", "none", "--fill", "gray"]);
-        let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
-        assert!(err.unwrap_err().to_string().contains("--fill"));
+        assert!(config_error(&["--augment", "none", "--fill", "gray"]).contains("--fill"));
     }
 
     #[test]
@@ -695,9 +700,7 @@ mod tests {
         let c = config(&["--mix", "mixup", "--mix-prob", "1"], &SCRATCH);
         assert_eq!(c.mix.map(|m| (m.alpha, m.prob)), Some((0.2, 1.0)));
         assert!(Cli::try_parse_from(["ferrite", "--mix-alpha", "0.4"]).is_err());
-        let cli = Cli::parse_from(["ferrite", "--mix", "mixup", "--mix-alpha", "0"]);
-        let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
-        assert!(err.unwrap_err().to_string().contains("alpha"));
+        assert!(config_error(&["--mix", "mixup", "--mix-alpha", "0"]).contains("alpha"));
     }
 
     #[test]
@@ -705,9 +708,7 @@ mod tests {
         assert_eq!(config(&[], &SCRATCH).sam, None);
         assert_eq!(config(&["--sam", "0.05"], &SCRATCH).sam, Some(0.05));
         for bad in ["0", "inf", "NaN"] {
-            let cli = Cli::parse_from(["ferrite", "--sam", bad]);
-            let err = cli.options.config(ArchKind::Ferrite, &cli.run, &SCRATCH);
-            assert!(err.unwrap_err().to_string().contains("--sam"), "{bad}");
+            assert!(config_error(&["--sam", bad]).contains("--sam"), "{bad}");
         }
     }
 }
