@@ -14,9 +14,11 @@ use serde_json::Value;
 /// against the paper's figure.
 const FER2013_FLOOR: f64 = 0.7010;
 const FER2013_PAPER: f64 = 0.6932;
-/// The paper's FERPlus figure. models/ferplus.safetensors measured 86.87 % on the FERPlus
-/// test split (majority vote) without TTA when committed, so here the paper is the floor.
-const FERPLUS_FLOOR: f64 = 0.8535;
+/// FERPlus test accuracy (majority vote) of models/ferplus.safetensors without TTA: measured
+/// 86.33 % (2,722 of 3,153 faces), less three faces. With the TTA chosen on PublicTest
+/// (crops: 87.19 %) it is checked against the paper's 85.35 %.
+const FERPLUS_FLOOR: f64 = 0.8623;
+const FERPLUS_PAPER: f64 = 0.8535;
 /// The ensemble of models/fer2013-standard.safetensors and models/fer2013.safetensors
 /// without TTA: 71.41 % (2,563 faces) when committed, less three faces.
 const ENSEMBLE_FLOOR: f64 = 0.7132;
@@ -38,30 +40,25 @@ fn accuracy(file: &str, dataset: &[&str], tta: &str) -> f64 {
     json["accuracy"].as_f64().unwrap()
 }
 
-/// The shipped FER2013 model (distilled from an ensemble and trained for any framing) keeps
-/// its accuracy on FER2013's own crops and its robustness to other framings and cameras.
-#[test]
-fn fer2013_model_holds_its_accuracy_and_its_robustness() {
-    let Some(csv) = fer2013() else { return };
-    let file = "models/fer2013.safetensors";
-    let flip = accuracy(file, &["--fer2013", csv.to_str().unwrap()], "flip");
-    eprintln!("{file}: PrivateTest with TTA flip {flip:.4} (paper {FER2013_PAPER:.4})");
-    assert!(
-        flip >= FER2013_PAPER,
-        "{file}: PrivateTest with TTA flip {flip:.4} < the paper's {FER2013_PAPER:.4}"
-    );
+/// The conditions of `ferrite robustness` for a committed model on the test split.
+fn robustness(file: &str, dataset: &[&str]) -> Value {
     let path = model(file);
-    let out = ferrite_ok(&[
+    let mut args = vec![
         "robustness",
         "--model",
         path.to_str().unwrap(),
-        "--fer2013",
-        csv.to_str().unwrap(),
         "--split",
         "PrivateTest",
         "--json",
-    ]);
-    let json: Value = serde_json::from_str(&out).unwrap();
+    ];
+    args.extend(dataset);
+    serde_json::from_str(&ferrite_ok(&args)).unwrap()
+}
+
+/// Checks a robustness report: accuracy as given at least `floor`, and the loss under each
+/// change, in points, at most what it was when the model was committed (`drops`) plus half a
+/// point of slack.
+fn assert_robust(file: &str, json: &Value, floor: f64, drops: &[(&str, f64)]) {
     let conditions = json["conditions"].as_array().unwrap();
     let find = |name: &str| {
         conditions
@@ -70,22 +67,9 @@ fn fer2013_model_holds_its_accuracy_and_its_robustness() {
             .unwrap_or_else(|| panic!("no condition {name}: {json}"))
     };
     let plain = find("as given")["accuracy"].as_f64().unwrap();
-    eprintln!("{file}: PrivateTest {plain:.4} (floor {FER2013_FLOOR:.4})");
-    assert!(
-        plain >= FER2013_FLOOR,
-        "{file}: PrivateTest {plain:.4} < {FER2013_FLOOR:.4}"
-    );
-    // Its loss under each change, in points, as measured when committed (in brackets) with
-    // half a point of slack; models/fer2013-standard.safetensors loses 1.2, 3.1, 9.5, 10.8,
-    // 11.9 and 15.0 points under the same changes.
-    for (name, measured) in [
-        ("shift 5 px", 0.0),
-        ("tight 80 %", 1.45),
-        ("tight 70 %", 4.49),
-        ("loose 10 px", 5.96),
-        ("blur σ 1", 1.98),
-        ("JPEG q 20", 4.54),
-    ] {
+    eprintln!("{file}: test split {plain:.4} (floor {floor:.4})");
+    assert!(plain >= floor, "{file}: test split {plain:.4} < {floor:.4}");
+    for &(name, measured) in drops {
         let drop = -100.0 * find(name)["drop"].as_f64().unwrap();
         eprintln!("{file}: {name}: drop {drop:.2} points (measured {measured})");
         assert!(
@@ -93,6 +77,36 @@ fn fer2013_model_holds_its_accuracy_and_its_robustness() {
             "{file}: {name} costs {drop:.2} points, {measured} when committed"
         );
     }
+}
+
+/// The shipped FER2013 model (distilled from an ensemble and trained for any framing) keeps
+/// its accuracy on FER2013's own crops and its robustness to other framings and cameras.
+#[test]
+fn fer2013_model_holds_its_accuracy_and_its_robustness() {
+    let Some(csv) = fer2013() else { return };
+    let file = "models/fer2013.safetensors";
+    let dataset = ["--fer2013", csv.to_str().unwrap()];
+    let flip = accuracy(file, &dataset, "flip");
+    eprintln!("{file}: PrivateTest with TTA flip {flip:.4} (paper {FER2013_PAPER:.4})");
+    assert!(
+        flip >= FER2013_PAPER,
+        "{file}: PrivateTest with TTA flip {flip:.4} < the paper's {FER2013_PAPER:.4}"
+    );
+    // models/fer2013-standard.safetensors loses 1.2, 3.1, 9.5, 10.8, 11.9 and 15.0 points
+    // under the same changes.
+    assert_robust(
+        file,
+        &robustness(file, &dataset),
+        FER2013_FLOOR,
+        &[
+            ("shift 5 px", 0.0),
+            ("tight 80 %", 1.45),
+            ("tight 70 %", 4.49),
+            ("loose 10 px", 5.96),
+            ("blur σ 1", 1.98),
+            ("JPEG q 20", 4.54),
+        ],
+    );
 }
 
 /// models/fer2013-standard.safetensors (the FER2013 model before it, trained without
@@ -109,26 +123,41 @@ fn fer2013_ensemble_holds_its_privatetest_accuracy() {
     );
 }
 
+/// The shipped FERPlus model (distilled from the one before it, now
+/// models/ferplus-standard.safetensors, and trained for any framing) keeps its test accuracy
+/// and its robustness.
 #[test]
-fn ferplus_model_holds_its_test_accuracy() {
+fn ferplus_model_holds_its_accuracy_and_its_robustness() {
     let Some((csv, votes)) = ferplus() else {
         return;
     };
     let file = "models/ferplus.safetensors";
-    let acc = accuracy(
-        file,
-        &[
-            "--fer2013",
-            csv.to_str().unwrap(),
-            "--ferplus",
-            votes.to_str().unwrap(),
-        ],
-        "none",
-    );
-    eprintln!("{file}: FERPlus test {acc:.4} (floor = paper {FERPLUS_FLOOR:.4}, measured 0.8687)");
+    let dataset = [
+        "--fer2013",
+        csv.to_str().unwrap(),
+        "--ferplus",
+        votes.to_str().unwrap(),
+    ];
+    let crops = accuracy(file, &dataset, "crops");
+    eprintln!("{file}: FERPlus test with TTA crops {crops:.4} (paper {FERPLUS_PAPER:.4})");
     assert!(
-        acc >= FERPLUS_FLOOR,
-        "{file}: FERPlus test {acc:.4} < {FERPLUS_FLOOR:.4}"
+        crops >= FERPLUS_PAPER,
+        "{file}: FERPlus test with TTA crops {crops:.4} < the paper's {FERPLUS_PAPER:.4}"
+    );
+    // models/ferplus-standard.safetensors loses -0.3, 0.9, 6.3, 6.4, 8.0 and 12.4 points under
+    // the same changes.
+    assert_robust(
+        file,
+        &robustness(file, &dataset),
+        FERPLUS_FLOOR,
+        &[
+            ("shift 5 px", 0.0),
+            ("tight 80 %", 0.95),
+            ("tight 70 %", 2.60),
+            ("loose 10 px", 2.89),
+            ("blur σ 1", 1.11),
+            ("JPEG q 20", 3.46),
+        ],
     );
 }
 
