@@ -8,18 +8,18 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// PrivateTest accuracy of models/fer2013.safetensors without TTA: measured 70.19 % (2,519
+/// PrivateTest accuracy of models/fer2013.safetensors without TTA: measured 69.91 % (2,509
 /// of 3,589 faces), less three faces of slack for rounding changes in the kernels; above
-/// the paper's 69.32 %. With the TTA chosen on PublicTest (flip: 70.88 %) it is checked
+/// the paper's 69.32 %. With the TTA chosen on PublicTest (crops: 70.41 %) it is checked
 /// against the paper's figure.
-const FER2013_FLOOR: f64 = 0.7010;
+const FER2013_FLOOR: f64 = 0.6982;
 const FER2013_PAPER: f64 = 0.6932;
 /// FERPlus test accuracy (majority vote) of models/ferplus.safetensors without TTA: measured
 /// 86.33 % (2,722 of 3,153 faces), less three faces. With the TTA chosen on PublicTest
 /// (crops: 87.19 %) it is checked against the paper's 85.35 %.
 const FERPLUS_FLOOR: f64 = 0.8623;
 const FERPLUS_PAPER: f64 = 0.8535;
-/// The ensemble of models/fer2013-standard.safetensors and models/fer2013.safetensors
+/// The ensemble of models/fer2013-standard.safetensors and models/fer2013-edge.safetensors
 /// without TTA: 71.41 % (2,563 faces) when committed, less three faces.
 const ENSEMBLE_FLOOR: f64 = 0.7132;
 
@@ -79,18 +79,19 @@ fn assert_robust(file: &str, json: &Value, floor: f64, drops: &[(&str, f64)]) {
     }
 }
 
-/// The shipped FER2013 model (distilled from an ensemble and trained for any framing) keeps
-/// its accuracy on FER2013's own crops and its robustness to other framings and cameras.
+/// The shipped FER2013 model (distilled from an ensemble and trained for any framing, with
+/// edge, black or grey fill) keeps its accuracy on FER2013's own crops and its robustness to
+/// other framings and cameras.
 #[test]
 fn fer2013_model_holds_its_accuracy_and_its_robustness() {
     let Some(csv) = fer2013() else { return };
     let file = "models/fer2013.safetensors";
     let dataset = ["--fer2013", csv.to_str().unwrap()];
-    let flip = accuracy(file, &dataset, "flip");
-    eprintln!("{file}: PrivateTest with TTA flip {flip:.4} (paper {FER2013_PAPER:.4})");
+    let crops = accuracy(file, &dataset, "crops");
+    eprintln!("{file}: PrivateTest with TTA crops {crops:.4} (paper {FER2013_PAPER:.4})");
     assert!(
-        flip >= FER2013_PAPER,
-        "{file}: PrivateTest with TTA flip {flip:.4} < the paper's {FER2013_PAPER:.4}"
+        crops >= FER2013_PAPER,
+        "{file}: PrivateTest with TTA crops {crops:.4} < the paper's {FER2013_PAPER:.4}"
     );
     // models/fer2013-standard.safetensors loses 1.2, 3.1, 9.5, 10.8, 11.9 and 15.0 points
     // under the same changes.
@@ -99,22 +100,23 @@ fn fer2013_model_holds_its_accuracy_and_its_robustness() {
         &robustness(file, &dataset),
         FER2013_FLOOR,
         &[
-            ("shift 5 px", 0.0),
-            ("tight 80 %", 1.45),
-            ("tight 70 %", 4.49),
-            ("loose 10 px", 5.96),
-            ("blur σ 1", 1.98),
-            ("JPEG q 20", 4.54),
+            ("shift 5 px", 0.28),
+            ("tight 80 %", 1.06),
+            ("tight 70 %", 3.62),
+            ("loose 10 px", 4.24),
+            ("blur σ 1", 1.50),
+            ("JPEG q 20", 3.43),
         ],
     );
 }
 
-/// models/fer2013-standard.safetensors (the FER2013 model before it, trained without
-/// framing augmentation) is shipped as the other member of the best FER2013 ensemble.
+/// The best FER2013 ensemble on PublicTest: models/fer2013-standard.safetensors (trained
+/// without framing augmentation) and models/fer2013-edge.safetensors (the recipe of
+/// fer2013.safetensors with edge fill only; the shipped FER2013 model until 2026-12-07).
 #[test]
 fn fer2013_ensemble_holds_its_privatetest_accuracy() {
     let Some(csv) = fer2013() else { return };
-    let pair = "models/fer2013-standard.safetensors,models/fer2013.safetensors";
+    let pair = "models/fer2013-standard.safetensors,models/fer2013-edge.safetensors";
     let acc = accuracy(pair, &["--fer2013", csv.to_str().unwrap()], "none");
     eprintln!("{pair}: PrivateTest {acc:.4} (floor {ENSEMBLE_FLOOR:.4})");
     assert!(

@@ -79,7 +79,7 @@ fn privatetest_faces_as_photos_lose_little_through_detection_and_framing() {
         checks.push((align, found, acc, raw_acc));
     }
     // The pipeline is measured with one fixed model, the standard one (the distilled
-    // models/fer2013.safetensors loses 1.7 and 1.2 points here: docs/results.md).
+    // models/fer2013-edge.safetensors loses 1.7 and 1.2 points here: docs/results.md).
     // Measured 2026-12-06 with models/fer2013-standard.safetensors: 97.3 % found; upright 69.41 %
     // against 70.52 % raw on the same faces (-1.1; the aim is -1), box crop 69.98 % (-0.5;
     // on PublicTest, where the default was chosen, upright lost 0.8 and the box crop 1.2).
